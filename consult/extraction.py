@@ -1,0 +1,121 @@
+"""The single place the app talks to ner_engine.
+
+One Extractor per process, loaded lazily on first use (never at import: web processes and tests that
+never extract must not pay for torch), guarded by a lock so that concurrent threads load it once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+_lock = threading.Lock()
+_extractor: Any = None
+_applied_template_version: str | None = None
+_builtin_templates: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    entities: list[dict[str, Any]]  # {"start","end","type","text","score","attributes"}
+    model_version: str
+    template_version: str
+
+
+class ModelUnavailable(RuntimeError):
+    pass
+
+
+def _ner_engine_dir() -> Path:
+    import ner_engine
+
+    return Path(ner_engine.__file__).resolve().parent
+
+
+def model_unavailable_reason() -> str | None:
+    """Why the configured model cannot be loaded here, or None if it can (used to skip tests)."""
+    try:
+        from ner_engine.extractor import model_dir_resolve
+    except Exception as exc:  # depends on the state of the ner_engine checkout
+        return f"ner_engine.extractor is not importable ({exc.__class__.__name__}: {exc})"
+    directory = model_dir_resolve(settings.NER_MODEL)
+    if not (directory / "config.json").exists():
+        return f"NER model {settings.NER_MODEL!r} not found at {directory}"
+    return None
+
+
+def extractor_get() -> Any:
+    global _extractor, _builtin_templates
+    if _extractor is None:
+        with _lock:
+            if _extractor is None:
+                from ner_engine import Extractor
+
+                extractor = Extractor.load(settings.NER_MODEL)
+                # What the model shipped with, to restore when an admin deactivates an override.
+                _builtin_templates = extractor.templates
+                _extractor = extractor
+    return _extractor
+
+
+BUILTIN_TEMPLATE_VERSION = "builtin"
+
+
+def templates_apply(*, overrides: dict[str, dict[str, str]], version: str) -> None:
+    """Hand admin-edited templates to the extractor, only when their combined version changed.
+
+    `overrides` maps entity type to {"template": hard template text, "anchor"?: anchor word}; types
+    without an override get the model's shipped template back, so deactivating an override undoes it.
+    """
+    global _applied_template_version
+    if version == _applied_template_version:
+        return
+    if not overrides and _applied_template_version is None:
+        # Nothing was ever overridden in this process: the model already uses its shipped templates.
+        _applied_template_version = version
+        return
+    extractor = extractor_get()
+    with _lock:
+        if version != _applied_template_version:
+            try:
+                extractor.set_templates({**_builtin_templates, **overrides}, version=version)
+            except Exception:
+                # An unusable admin edit must not stop patients' messages: keep the working templates.
+                logger.exception("Prompt templates version %s rejected by the extractor", version)
+            _applied_template_version = version
+
+
+def entities_extract(*, text: str) -> ExtractionResult:
+    extractor = extractor_get()
+    [found] = extractor.extract([text])
+    entities = [
+        {
+            "start": int(entity.start),
+            "end": int(entity.end),
+            "type": str(entity.type),
+            "text": str(entity.text),
+            "score": float(entity.score),
+            "attributes": dict(entity.attributes or {}),
+        }
+        for entity in found
+    ]
+    return ExtractionResult(
+        entities=entities,
+        model_version=str(getattr(extractor, "model_version", "") or ""),
+        template_version=str(getattr(extractor, "template_version", "") or ""),
+    )
+
+
+def default_templates() -> dict[str, dict[str, Any]]:
+    """The model's built-in templates, used to seed the admin's PromptTemplate table."""
+    path = _ner_engine_dir() / "templates.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}

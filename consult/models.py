@@ -1,0 +1,189 @@
+"""Consultation data: what the patient said, what the extractor found, and what the triage decided."""
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Urgency(models.TextChoices):
+    """Five levels, most urgent first; `rank` orders them so that urgency can only rise."""
+
+    EMERGENCY_AMBULANCE = "emergency_ambulance", "Call an ambulance now"
+    EMERGENCY = "emergency", "Go to an emergency department now"
+    CONSULTATION_24 = "consultation_24", "See a doctor within 24 hours"
+    CONSULTATION = "consultation", "Book an appointment with a doctor"
+    SELF_CARE = "self_care", "Self-care"
+
+    @classmethod
+    def rank(cls, value: str | None) -> int:
+        """Higher is more urgent; None (not yet assessed) ranks below every level."""
+        if value is None:
+            return -1
+        order = [choice.value for choice in cls]
+        return len(order) - order.index(value)
+
+
+class Consultation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # SHA-256 of the patient's bearer token; the token itself is shown to the patient once and never stored.
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    urgency = models.CharField(max_length=32, choices=Urgency.choices, null=True, blank=True)
+    summary = models.TextField(blank=True, default="")
+    # {"filled_slots": {...}, "asked_slots": [...], "pending_slot": str|None, "pending_question": {...}|None}
+    triage_state = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Consultation {self.id} ({self.status})"
+
+    @property
+    def group_name(self) -> str:
+        return f"consultation_{self.id.hex}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        PATIENT = "patient", "Patient"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+
+    consultation = models.ForeignKey(Consultation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    text = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True, default="")
+    # The patient message an assistant reply answers; one reply per patient message, so that
+    # reprocessing a message rewrites its reply instead of adding a second one.
+    reply_to = models.OneToOneField(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="reply"
+    )
+    model_version = models.CharField(max_length=128, blank=True, default="")
+    template_version = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["consultation", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.pk} ({self.status})"
+
+
+class RecordItem(models.Model):
+    """One fact in the consultation record; repeated mentions of the same thing share one item."""
+
+    class Type(models.TextChoices):
+        SYMPTOM = "SYMPTOM", "Symptom"
+        DISEASE = "DISEASE", "Disease"
+        DRUG = "DRUG", "Drug"
+
+    consultation = models.ForeignKey(Consultation, on_delete=models.CASCADE, related_name="record_items")
+    type = models.CharField(max_length=16, choices=Type.choices)
+    # Case- and whitespace-normalised text: the merge key.
+    key = models.CharField(max_length=255)
+    # The surface text as the patient first wrote it, for display.
+    text = models.CharField(max_length=255)
+    first_seen_message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    assertion = models.CharField(max_length=32, null=True, blank=True)
+
+    class Meta:
+        ordering = ["first_seen_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["consultation", "type", "key"], name="record_item_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.text}"
+
+
+class Entity(models.Model):
+    """One mention found by the extractor in one patient message."""
+
+    class ReviewStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entities")
+    # Null for types that are not part of the record (ANATOMY, DURATION, SEVERITY).
+    record_item = models.ForeignKey(
+        RecordItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="mentions"
+    )
+    type = models.CharField(max_length=16)
+    text = models.TextField()
+    start = models.PositiveIntegerField()
+    end = models.PositiveIntegerField()
+    score = models.FloatField()
+    model_version = models.CharField(max_length=128, blank=True, default="")
+    template_version = models.CharField(max_length=128, blank=True, default="")
+    review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    # Filled by later stages (negation/assertion detection, terminology coding).
+    assertion = models.CharField(max_length=32, null=True, blank=True)
+    code = models.CharField(max_length=64, null=True, blank=True)
+    code_system = models.CharField(max_length=64, null=True, blank=True)
+    attributes = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["message_id", "start", "end"]
+        verbose_name_plural = "entities"
+
+    def __str__(self) -> str:
+        return f"{self.type} '{self.text}' [{self.start}:{self.end}]"
+
+
+class TriageEvent(models.Model):
+    """Which rule fired and why: every triage decision is explainable after the fact."""
+
+    consultation = models.ForeignKey(Consultation, on_delete=models.CASCADE, related_name="triage_events")
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="triage_events"
+    )
+    rule_id = models.CharField(max_length=128)
+    reason = models.TextField()
+    urgency = models.CharField(max_length=32, choices=Urgency.choices, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} -> {self.urgency}"
+
+
+class PromptTemplate(models.Model):
+    """An administrator's override of the extractor's query template for one entity type."""
+
+    entity_type = models.CharField(max_length=16, unique=True)
+    text = models.TextField(help_text="Hard template text; {anchor} is replaced by the anchor word.")
+    anchor_words = models.JSONField(default=list, blank=True)
+    soft_prompt_length = models.PositiveSmallIntegerField(default=8)
+    is_active = models.BooleanField(
+        default=False, help_text="Only active templates override the model's built-in ones."
+    )
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["entity_type"]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} v{self.version}{'' if self.is_active else ' (inactive)'}"

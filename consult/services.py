@@ -1,0 +1,355 @@
+"""Write-side business logic: starting consultations, accepting messages, processing them."""
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import unicodedata
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from consult import extraction, selectors
+from consult.models import Consultation, Entity, Message, RecordItem, TriageEvent, Urgency
+
+logger = logging.getLogger(__name__)
+
+RECORD_TYPES = frozenset(RecordItem.Type.values)
+RECORD_KEY_MAX_CHARS = 255
+# Edge characters that are never part of what a record item is ("headache." == "Headache").
+RECORD_KEY_TRIM = " \t\r\n.,;:!?\"'()[]{}"
+FALLBACK_REPLY = "Thank you. Is there anything else you would like to tell me about how you feel?"
+
+
+class MessageRejected(ValueError):
+    """A patient message that is not accepted; `message` is safe to show to the patient."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# Consultations -------------------------------------------------------------------------------------
+
+
+def consultation_create() -> tuple[Consultation, str]:
+    """A new consultation and its patient token. The token is returned once and only its hash is kept."""
+    token = secrets.token_urlsafe(32)
+    consultation = Consultation.objects.create(token_hash=selectors.patient_token_hash(token=token))
+    return consultation, token
+
+
+def consultation_update_push(*, consultation_id: uuid.UUID) -> None:
+    """Send the full state to every open page of this consultation. Best effort: a page that misses
+    a push re-reads the state when it reconnects."""
+    consultation = Consultation.objects.get(pk=consultation_id)
+    state = selectors.consultation_state_get(consultation=consultation)
+    channel_layer = get_channel_layer()
+    if channel_layer is None:
+        return
+    try:
+        async_to_sync(channel_layer.group_send)(
+            consultation.group_name, {"type": "consultation.update", "state": state}
+        )
+    except Exception:
+        logger.exception("Could not push the update of consultation %s", consultation_id)
+
+
+# Messages ------------------------------------------------------------------------------------------
+
+
+def message_text_validate(*, text: Any) -> str:
+    """The text to store, or MessageRejected. Long messages are refused, never silently truncated."""
+    if not isinstance(text, str):
+        raise MessageRejected("The message must be text.", code="invalid")
+    text = text.strip()
+    if not text:
+        raise MessageRejected("The message is empty.", code="empty")
+    max_chars = settings.MESSAGE_MAX_CHARS
+    if len(text) > max_chars:
+        raise MessageRejected(
+            f"The message is too long ({len(text)} characters; the limit is {max_chars}). "
+            "Please shorten it or send it in parts.",
+            code="too_long",
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MessageRejected("The message contains invalid characters.", code="invalid") from None
+    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in text):
+        raise MessageRejected("The message contains control characters.", code="invalid")
+    return text
+
+
+def message_enqueue(*, message_id: int) -> None:
+    # Imported here: tasks imports services, and the web process needs Celery only to publish.
+    from consult.tasks import message_process as message_process_task
+
+    message_process_task.apply_async(args=[message_id], queue=settings.NER_QUEUE)
+
+
+def message_create(*, consultation: Consultation, text: Any) -> Message:
+    """Store the patient's message first, then queue it for processing once the row is committed,
+    so that a worker can never pick up a message that is not in the database yet. If Redis is
+    unreachable the message stays queued (the page shows it pending) rather than being lost."""
+    text = message_text_validate(text=text)
+    with transaction.atomic():
+        consultation = Consultation.objects.select_for_update().get(pk=consultation.pk)
+        if consultation.status != Consultation.Status.OPEN:
+            raise MessageRejected(
+                "This consultation is complete. Please start a new consultation.", code="closed"
+            )
+        message = Message.objects.create(
+            consultation=consultation, role=Message.Role.PATIENT, text=text, status=Message.Status.QUEUED
+        )
+        Consultation.objects.filter(pk=consultation.pk).update(updated_at=timezone.now())
+        transaction.on_commit(lambda: message_enqueue(message_id=message.id), robust=True)
+        transaction.on_commit(lambda: consultation_update_push(consultation_id=consultation.pk), robust=True)
+    return message
+
+
+def message_fail(*, message_id: int, error: str) -> None:
+    updated = Message.objects.filter(pk=message_id).exclude(status=Message.Status.PROCESSED).update(
+        status=Message.Status.FAILED, error=error[:1000]
+    )
+    if updated:
+        message = Message.objects.only("consultation_id").get(pk=message_id)
+        consultation_update_push(consultation_id=message.consultation_id)
+
+
+def record_key_normalize(*, text: str) -> str:
+    return " ".join(text.casefold().split()).strip(RECORD_KEY_TRIM)[:RECORD_KEY_MAX_CHARS]
+
+
+def prompt_templates_sync() -> None:
+    overrides, version = selectors.prompt_templates_active()
+    extraction.templates_apply(overrides=overrides, version=version)
+
+
+def _entities_valid(*, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    valid = []
+    for entity in entities:
+        start, end = entity["start"], entity["end"]
+        if 0 <= start < end <= len(text) and text[start:end] == entity["text"]:
+            valid.append(entity)
+        else:
+            logger.warning("Dropping an entity whose offsets do not match its text: %r", entity)
+    return valid
+
+
+def message_entities_replace(
+    *, message: Message, entities: list[dict[str, Any]], model_version: str, template_version: str
+) -> list[Entity]:
+    """Write the message's entities, replacing any from an earlier run, and merge the record.
+
+    Idempotent: processing the same message again leaves one set of entities and no duplicate
+    record items. Call inside a transaction holding the consultation's row lock.
+    """
+    consultation = message.consultation
+    previous_item_ids = set(
+        Entity.objects.filter(message=message, record_item__isnull=False).values_list("record_item_id", flat=True)
+    )
+    Entity.objects.filter(message=message).delete()
+
+    created: list[Entity] = []
+    for entity in _entities_valid(text=message.text, entities=entities):
+        attributes = dict(entity.get("attributes") or {})
+        assertion = attributes.get("assertion")
+        record_item = None
+        if entity["type"] in RECORD_TYPES:
+            key = record_key_normalize(text=entity["text"])
+            if key:
+                record_item, was_created = RecordItem.objects.get_or_create(
+                    consultation=consultation,
+                    type=entity["type"],
+                    key=key,
+                    defaults={
+                        "text": entity["text"].strip()[:RECORD_KEY_MAX_CHARS],
+                        "first_seen_message": message,
+                        "assertion": assertion,
+                    },
+                )
+                if not was_created and assertion and record_item.assertion != assertion:
+                    # The latest statement wins: "no fever" after "fever" means the fever has gone.
+                    record_item.assertion = assertion
+                    record_item.save(update_fields=["assertion"])
+        created.append(
+            Entity.objects.create(
+                message=message,
+                record_item=record_item,
+                type=entity["type"],
+                text=entity["text"],
+                start=entity["start"],
+                end=entity["end"],
+                score=entity["score"],
+                model_version=model_version,
+                template_version=template_version,
+                assertion=assertion,
+                attributes=attributes or None,
+            )
+        )
+    # Items that only an earlier run of this message produced are no longer supported by any mention.
+    RecordItem.objects.filter(pk__in=previous_item_ids, mentions__isnull=True).delete()
+    return created
+
+
+# Triage --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _triage_engine():
+    from consult.triage import TriageEngine
+
+    return TriageEngine.default()
+
+
+def _triage_input_build(*, consultation: Consultation, message: Message):
+    from consult.triage import TriageInput
+
+    patient_texts = tuple(
+        consultation.messages.filter(role=Message.Role.PATIENT, created_at__lte=message.created_at)
+        .exclude(status=Message.Status.FAILED)
+        .order_by("created_at", "id")
+        .values_list("text", flat=True)
+    )
+    entities: list[dict[str, Any]] = []
+    for record_item in consultation.record_items.prefetch_related("mentions").order_by("first_seen_at", "id"):
+        attributes: dict[str, Any] = {}
+        for mention in record_item.mentions.all():
+            attributes.update(mention.attributes or {})
+        entity: dict[str, Any] = {"type": record_item.type, "text": record_item.text}
+        if record_item.assertion:
+            entity["assertion"] = record_item.assertion
+        if attributes:
+            entity["attributes"] = attributes
+        entities.append(entity)
+    # Types outside the record (duration, severity, anatomy) still inform triage.
+    for mention in Entity.objects.filter(
+        message__consultation=consultation, record_item__isnull=True, message__created_at__lte=message.created_at
+    ).order_by("message__created_at", "start"):
+        entity = {"type": mention.type, "text": mention.text}
+        if mention.assertion:
+            entity["assertion"] = mention.assertion
+        if mention.attributes:
+            entity["attributes"] = mention.attributes
+        entities.append(entity)
+
+    state = consultation.triage_state or {}
+    return TriageInput(
+        patient_texts=patient_texts,
+        entities=tuple(entities),
+        filled_slots=dict(state.get("filled_slots") or {}),
+        asked_slots=frozenset(state.get("asked_slots") or ()),
+        pending_slot=state.get("pending_slot"),
+        urgency=consultation.urgency,
+    )
+
+
+def _reply_text_build(*, decision) -> str:
+    parts = [part for part in (decision.advice, decision.question.text if decision.question else None) if part]
+    if decision.complete and decision.summary:
+        parts.append(decision.summary)
+    return "\n\n".join(parts) or FALLBACK_REPLY
+
+
+def consultation_triage(*, consultation: Consultation, message: Message) -> Message:
+    """Run the triage engine over the record, store its reply, urgency, state and reasons.
+
+    Call inside a transaction holding the consultation's row lock. Returns the assistant's reply.
+    """
+    decision = _triage_engine().decide(_triage_input_build(consultation=consultation, message=message))
+
+    state = dict(consultation.triage_state or {})
+    asked_slots = set(state.get("asked_slots") or ())
+    question = decision.question
+    if question is not None:
+        asked_slots.add(question.slot)
+    consultation.triage_state = {
+        "filled_slots": dict(decision.filled_slots),
+        "asked_slots": sorted(asked_slots),
+        "pending_slot": question.slot if question else None,
+        "pending_question": (
+            {"slot": question.slot, "text": question.text, "rule_id": question.rule_id} if question else None
+        ),
+    }
+    # Urgency only rises: a later calm answer never cancels an earlier red flag.
+    if decision.urgency and Urgency.rank(decision.urgency) > Urgency.rank(consultation.urgency):
+        consultation.urgency = decision.urgency
+    if decision.summary:
+        consultation.summary = decision.summary
+    if decision.complete:
+        consultation.status = Consultation.Status.CLOSED
+    consultation.save(update_fields=["triage_state", "urgency", "summary", "status", "updated_at"])
+
+    TriageEvent.objects.filter(message=message).delete()
+    TriageEvent.objects.bulk_create(
+        TriageEvent(
+            consultation=consultation,
+            message=message,
+            rule_id=fired.rule_id,
+            reason=fired.reason,
+            urgency=fired.urgency,
+        )
+        for fired in decision.fired
+    )
+
+    reply, _ = Message.objects.update_or_create(
+        reply_to=message,
+        defaults={
+            "consultation": consultation,
+            "role": Message.Role.ASSISTANT,
+            "text": _reply_text_build(decision=decision),
+            "status": Message.Status.PROCESSED,
+            "processed_at": timezone.now(),
+        },
+    )
+    return reply
+
+
+# Processing ----------------------------------------------------------------------------------------
+
+
+def message_process(*, message_id: int) -> Message:
+    """Extract entities from a queued patient message, merge them into the record, triage, reply.
+
+    Safe to run more than once for the same message (broker redelivery, retries): entities are
+    replaced, the reply is rewritten, and a message already processed is left alone. The slow
+    extraction runs outside any transaction; everything it produces is written in one.
+    """
+    message = Message.objects.select_related("consultation").get(pk=message_id, role=Message.Role.PATIENT)
+    if message.status == Message.Status.PROCESSED:
+        return message
+
+    Message.objects.filter(pk=message_id).update(status=Message.Status.PROCESSING, error="")
+    consultation_update_push(consultation_id=message.consultation_id)
+
+    prompt_templates_sync()
+    result = extraction.entities_extract(text=message.text)
+
+    with transaction.atomic():
+        consultation = Consultation.objects.select_for_update().get(pk=message.consultation_id)
+        message = Message.objects.select_for_update().select_related("consultation").get(pk=message_id)
+        if message.status == Message.Status.PROCESSED:
+            return message
+        message.consultation = consultation
+        message_entities_replace(
+            message=message,
+            entities=result.entities,
+            model_version=result.model_version,
+            template_version=result.template_version,
+        )
+        consultation_triage(consultation=consultation, message=message)
+        message.status = Message.Status.PROCESSED
+        message.error = ""
+        message.processed_at = timezone.now()
+        message.model_version = result.model_version
+        message.template_version = result.template_version
+        message.save(update_fields=["status", "error", "processed_at", "model_version", "template_version"])
+        transaction.on_commit(lambda: consultation_update_push(consultation_id=consultation.pk), robust=True)
+    return message

@@ -1,0 +1,373 @@
+/*
+ * Chat page: renders the consultation state and keeps it live over a websocket.
+ *
+ * The patient token is the URL fragment (#<token>): browsers never send fragments to the server,
+ * so it stays out of server logs and Referer headers. It is sent once per connection in the first
+ * websocket frame and as a Bearer token to the REST API. Every piece of text is inserted with
+ * textContent / text nodes, never innerHTML.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("consultation");
+  if (!root) return;
+
+  var consultationId = root.getAttribute("data-consultation-id");
+  var storageKey = "consult-token-" + consultationId;
+  var apiUrl = "/api/consultations/" + consultationId + "/";
+
+  var el = {
+    messages: document.getElementById("messages"),
+    form: document.getElementById("message-form"),
+    input: document.getElementById("message-input"),
+    send: document.getElementById("send-button"),
+    composerError: document.getElementById("composer-error"),
+    connection: document.getElementById("connection-status"),
+    invalidLink: document.getElementById("invalid-link"),
+    linkNotice: document.getElementById("link-notice"),
+    closedNotice: document.getElementById("closed-notice"),
+    advice: document.getElementById("advice"),
+    urgency: document.getElementById("urgency"),
+    summary: document.getElementById("summary"),
+    summaryText: document.getElementById("summary-text"),
+    record: {
+      symptoms: document.getElementById("record-symptoms"),
+      diseases: document.getElementById("record-diseases"),
+      drugs: document.getElementById("record-drugs")
+    }
+  };
+
+  var TYPE_LABELS = {
+    SYMPTOM: "Symptom", DISEASE: "Condition", DRUG: "Medicine",
+    ANATOMY: "Body part", DURATION: "Duration", SEVERITY: "Severity"
+  };
+  var URGENCY_LABELS = {
+    emergency_ambulance: "Emergency: call an ambulance now",
+    emergency: "Emergency: go to an emergency department now",
+    consultation_24: "See a doctor within 24 hours",
+    consultation: "Book an appointment with a doctor",
+    self_care: "Self-care should be enough"
+  };
+  var EMERGENCY_ADVICE = {
+    emergency_ambulance: "Call an ambulance now (your local emergency number). Do not wait for the assistant.",
+    emergency: "Go to an emergency department now. If you cannot get there safely, call an ambulance."
+  };
+
+  var token = readToken();
+  var state = null;
+  var pending = [];  // messages sent but not yet in the server's state: {clientId, text, id, error}
+  var socket = null;
+  var reconnectDelay = 1000;
+  var reconnectTimer = null;
+  var authFailed = false;
+  var clientCounter = 0;
+
+  function readToken() {
+    var fromHash = decodeURIComponent((window.location.hash || "").replace(/^#/, ""));
+    try {
+      if (fromHash) {
+        window.sessionStorage.setItem(storageKey, fromHash);
+        return fromHash;
+      }
+      return window.sessionStorage.getItem(storageKey) || "";
+    } catch (e) {
+      return fromHash;
+    }
+  }
+
+  // ---------------------------------------------------------------- rendering helpers
+
+  function node(tag, className, text) {
+    var element = document.createElement(tag);
+    if (className) element.className = className;
+    if (text !== undefined && text !== null) element.textContent = String(text);
+    return element;
+  }
+
+  function clear(element) {
+    while (element.firstChild) element.removeChild(element.firstChild);
+  }
+
+  function setConnection(stateName, text) {
+    el.connection.setAttribute("data-state", stateName);
+    el.connection.textContent = text;
+  }
+
+  function highlightedText(text, entities) {
+    var fragment = document.createDocumentFragment();
+    var sorted = (entities || []).slice().sort(function (a, b) {
+      return a.start - b.start || b.end - a.end;
+    });
+    var cursor = 0;
+    sorted.forEach(function (entity) {
+      if (typeof entity.start !== "number" || typeof entity.end !== "number") return;
+      if (entity.start < cursor || entity.end > text.length || entity.end <= entity.start) return;
+      if (entity.start > cursor) fragment.appendChild(document.createTextNode(text.slice(cursor, entity.start)));
+      var label = TYPE_LABELS[entity.type] || entity.type;
+      var mark = node("mark", "entity entity--" + String(entity.type).toLowerCase(), text.slice(entity.start, entity.end));
+      mark.setAttribute("data-type", entity.type);
+      mark.setAttribute("title", label + (entity.assertion === "absent" ? " (not present)" : ""));
+      var hint = node("span", "visually-hidden", " (" + label + ")");
+      mark.appendChild(hint);
+      fragment.appendChild(mark);
+      cursor = entity.end;
+    });
+    if (cursor < text.length) fragment.appendChild(document.createTextNode(text.slice(cursor)));
+    return fragment;
+  }
+
+  function statusLine(message) {
+    if (message.status === "queued" || message.status === "processing" || message.status === "sending") {
+      var waiting = node("p", "message__status message__status--pending");
+      waiting.appendChild(node("span", "dots", ""));
+      waiting.appendChild(document.createTextNode(
+        message.status === "processing" ? "The assistant is reading your message…" : "Waiting for the assistant…"
+      ));
+      return waiting;
+    }
+    if (message.status === "failed") {
+      return node("p", "message__status message__status--failed",
+        message.error || "The assistant could not process this message. Please try sending it again.");
+    }
+    return null;
+  }
+
+  function messageItem(message) {
+    var role = message.role === "assistant" ? "assistant" : "patient";
+    var item = node("li", "message " + role);
+    item.setAttribute("data-status", message.status || "");
+    if (message.id !== undefined && message.id !== null) item.setAttribute("data-id", String(message.id));
+    var who = node("span", "visually-hidden", role === "patient" ? "You said: " : "Assistant: ");
+    var bubble = node("div", "message__bubble");
+    bubble.appendChild(who);
+    if (role === "patient") {
+      bubble.appendChild(highlightedText(message.text || "", message.entities));
+    } else {
+      bubble.appendChild(document.createTextNode(message.text || ""));
+    }
+    item.appendChild(bubble);
+    var status = role === "patient" ? statusLine(message) : null;
+    if (status) item.appendChild(status);
+    return item;
+  }
+
+  function renderMessages() {
+    var nearBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 80;
+    var intro = el.messages.querySelector(".message--intro");
+    clear(el.messages);
+    if (intro) el.messages.appendChild(intro);
+    var known = {};
+    (state ? state.messages : []).forEach(function (message) {
+      known[message.id] = true;
+      el.messages.appendChild(messageItem(message));
+    });
+    pending = pending.filter(function (local) { return !(local.id && known[local.id]); });
+    pending.forEach(function (local) {
+      el.messages.appendChild(messageItem({
+        id: local.id, role: "patient", text: local.text,
+        status: local.error ? "failed" : (local.id ? "queued" : "sending"),
+        error: local.error, entities: []
+      }));
+    });
+    if (nearBottom || pending.length) {
+      var last = el.messages.lastElementChild;
+      if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
+    }
+  }
+
+  function renderRecordList(list, items) {
+    clear(list);
+    if (!items || !items.length) {
+      list.appendChild(node("li", "record__empty", list.getAttribute("data-empty")));
+      return;
+    }
+    items.forEach(function (item) {
+      var li = node("li", "record__item", item.text);
+      li.setAttribute("data-type", item.type);
+      if (item.assertion === "absent") {
+        li.classList.add("record__item--absent");
+        li.appendChild(node("span", "record__note", " (not present)"));
+      }
+      list.appendChild(li);
+    });
+  }
+
+  function renderState() {
+    if (!state) return;
+    var record = state.record || {};
+    renderRecordList(el.record.symptoms, record.symptoms);
+    renderRecordList(el.record.diseases, record.diseases);
+    renderRecordList(el.record.drugs, record.drugs);
+
+    el.urgency.setAttribute("data-urgency", state.urgency || "");
+    el.urgency.textContent = state.urgency ? (URGENCY_LABELS[state.urgency] || state.urgency) : "Not assessed yet";
+
+    var advice = EMERGENCY_ADVICE[state.urgency];
+    el.advice.hidden = !advice;
+    el.advice.textContent = advice || "";
+
+    el.summary.hidden = !state.summary;
+    el.summaryText.textContent = state.summary || "";
+
+    var closed = state.status === "closed";
+    el.closedNotice.hidden = !closed;
+    el.form.hidden = closed;
+    setComposerEnabled(!closed);
+    renderMessages();
+  }
+
+  function setComposerEnabled(enabled) {
+    el.input.disabled = !enabled;
+    el.send.disabled = !enabled;
+  }
+
+  function showInvalidLink() {
+    authFailed = true;
+    el.invalidLink.hidden = false;
+    el.linkNotice.hidden = true;
+    el.form.hidden = true;
+    setConnection("failed", "Not connected");
+  }
+
+  // ---------------------------------------------------------------- server communication
+
+  function stateLoad() {
+    return window.fetch(apiUrl, {
+      headers: { "Authorization": "Bearer " + token, "Accept": "application/json" },
+      credentials: "omit",
+      cache: "no-store"
+    }).then(function (response) {
+      if (response.status === 401 || response.status === 404) {
+        showInvalidLink();
+        return null;
+      }
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json();
+    }).then(function (data) {
+      if (data) {
+        state = data;
+        renderState();
+      }
+    }).catch(function () {
+      setConnection("offline", "Could not load your consultation. Retrying…");
+    });
+  }
+
+  function connect() {
+    if (authFailed) return;
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    setConnection("connecting", "Connecting…");
+    socket = new WebSocket(scheme + window.location.host + "/ws/consultations/" + consultationId + "/");
+    socket.addEventListener("open", function () {
+      socket.send(JSON.stringify({ type: "auth", token: token }));
+    });
+    socket.addEventListener("message", function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      handleFrame(frame);
+    });
+    socket.addEventListener("close", function () {
+      socket = null;
+      if (authFailed) return;
+      setConnection("offline", "Connection lost. Reconnecting…");
+      reconnectTimer = window.setTimeout(connect, reconnectDelay);
+      reconnectDelay = Math.min(reconnectDelay * 2, 30000);
+    });
+  }
+
+  function handleFrame(frame) {
+    if (frame.type === "consultation.update") {
+      reconnectDelay = 1000;
+      setConnection("online", "Connected");
+      state = frame;
+      renderState();
+    } else if (frame.type === "message.queued") {
+      pending.forEach(function (local) {
+        if (local.clientId === frame.client_id) local.id = frame.id;
+      });
+      renderMessages();
+    } else if (frame.type === "error") {
+      if (frame.code === "auth_failed") {
+        showInvalidLink();
+        return;
+      }
+      var local = pending.filter(function (item) { return item.clientId === frame.client_id; })[0];
+      if (local) {
+        pending.splice(pending.indexOf(local), 1);
+        if (!el.input.value) el.input.value = local.text;
+        renderMessages();
+      }
+      el.composerError.textContent = frame.message || "Something went wrong. Please try again.";
+    }
+  }
+
+  function sendOverApi(local) {
+    return window.fetch(apiUrl + "messages/", {
+      method: "POST",
+      headers: {
+        "Authorization": "Bearer " + token,
+        "Content-Type": "application/json",
+        "Accept": "application/json"
+      },
+      credentials: "omit",
+      body: JSON.stringify({ text: local.text })
+    }).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+    }).then(function (result) {
+      if (result.ok) {
+        local.id = result.body.id;
+      } else {
+        pending.splice(pending.indexOf(local), 1);
+        el.input.value = el.input.value || local.text;
+        var detail = result.body && (result.body.text || result.body.detail);
+        el.composerError.textContent = Array.isArray(detail) ? detail.join(" ") : (detail || "Could not send.");
+      }
+      renderMessages();
+    }).catch(function () {
+      local.error = "Not sent: you seem to be offline. Please try again.";
+      renderMessages();
+    });
+  }
+
+  function submit(event) {
+    if (event) event.preventDefault();
+    var text = el.input.value.trim();
+    el.composerError.textContent = "";
+    if (!text) {
+      el.composerError.textContent = "Please type a message first.";
+      return;
+    }
+    // No maxlength attribute: browsers silently cut pasted text, and a message is never truncated.
+    var maxChars = parseInt(el.input.getAttribute("data-max-chars"), 10);
+    if (maxChars && text.length > maxChars) {
+      el.composerError.textContent = "Your message is too long (" + text.length + " characters; the limit is " + maxChars + ").";
+      return;
+    }
+    clientCounter += 1;
+    var local = { clientId: "c" + Date.now().toString(36) + clientCounter, text: text, id: null, error: null };
+    pending.push(local);
+    el.input.value = "";
+    renderMessages();
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "message.send", text: text, client_id: local.clientId }));
+    } else {
+      sendOverApi(local);
+    }
+  }
+
+  // ---------------------------------------------------------------- start
+
+  if (!token) {
+    showInvalidLink();
+    return;
+  }
+  el.linkNotice.hidden = false;
+  el.form.addEventListener("submit", submit);
+  el.input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submit(event);
+  });
+  stateLoad().then(function () {
+    connect();
+    if (!el.input.disabled) el.input.focus();
+  });
+})();

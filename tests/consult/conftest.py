@@ -1,0 +1,61 @@
+"""Fixtures for the web app's unit tests: real database, real Redis broker (a dedicated db number),
+in-memory channel layer. No worker runs here; tests assert what was stored and published."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from channels.layers import channel_layers
+from django.core.cache import cache
+
+from consult import services
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_broker_for_tests():
+    """Publish to a Redis database of its own, so that a developer's running worker never picks up
+    tasks for rows that exist only in the test database."""
+    from consult.celery import app
+
+    # Celery reads Django's CELERY_-prefixed names (config_from_object namespace), so set that one.
+    app.conf.update(CELERY_BROKER_URL=TEST_REDIS_URL)
+    assert app.conf.broker_url == TEST_REDIS_URL
+    yield app
+    try:
+        import redis
+
+        redis.Redis.from_url(TEST_REDIS_URL).delete("ner")
+    except Exception:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def in_memory_channel_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def throttle_cache_clear():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def consultation_with_token(db):
+    return services.consultation_create()
+
+
+@pytest.fixture
+def consultation(consultation_with_token):
+    return consultation_with_token[0]
+
+
+@pytest.fixture
+def patient_token(consultation_with_token):
+    return consultation_with_token[1]
