@@ -4,7 +4,7 @@
  * The patient token is the URL fragment (#<token>): browsers never send fragments to the server,
  * so it stays out of server logs and Referer headers. It is sent once per connection in the first
  * websocket frame and as a Bearer token to the REST API. Every piece of text is inserted with
- * textContent / text nodes, never innerHTML.
+ * textContent / text nodes, never parsed as HTML.
  */
 (function () {
   "use strict";
