@@ -107,8 +107,6 @@
       var mark = node("mark", "entity entity--" + String(entity.type).toLowerCase(), text.slice(entity.start, entity.end));
       mark.setAttribute("data-type", entity.type);
       mark.setAttribute("title", label + (entity.assertion === "absent" ? " (not present)" : ""));
-      var hint = node("span", "visually-hidden", " (" + label + ")");
-      mark.appendChild(hint);
       fragment.appendChild(mark);
       cursor = entity.end;
     });
@@ -151,24 +149,57 @@
     return item;
   }
 
+  // Rendered messages by key, so that an update only touches messages that changed: the list is
+  // an aria-live region, and rebuilding it would make screen readers read the whole chat again.
+  var rendered = {};
+
+  function messageSignature(message) {
+    return [message.role, message.status, message.text, message.error || "",
+      JSON.stringify((message.entities || []).map(function (e) { return [e.start, e.end, e.type]; }))].join("|");
+  }
+
   function renderMessages() {
     var nearBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 80;
-    var intro = el.messages.querySelector(".message--intro");
-    clear(el.messages);
-    if (intro) el.messages.appendChild(intro);
     var known = {};
+    var wanted = [];
     (state ? state.messages : []).forEach(function (message) {
       known[message.id] = true;
-      el.messages.appendChild(messageItem(message));
+      wanted.push({ key: "m" + message.id, message: message });
     });
     pending = pending.filter(function (local) { return !(local.id && known[local.id]); });
     pending.forEach(function (local) {
-      el.messages.appendChild(messageItem({
+      wanted.push({ key: "p" + local.clientId, message: {
         id: local.id, role: "patient", text: local.text,
         status: local.error ? "failed" : (local.id ? "queued" : "sending"),
         error: local.error, entities: []
-      }));
+      } });
     });
+
+    var next = {};
+    var nodes = wanted.map(function (entry) {
+      var signature = messageSignature(entry.message);
+      var previous = rendered[entry.key];
+      var item = previous && previous.signature === signature ? previous.node : messageItem(entry.message);
+      if (previous && previous.node !== item && previous.node.parentNode) previous.node.parentNode.removeChild(previous.node);
+      next[entry.key] = { signature: signature, node: item };
+      return item;
+    });
+    Object.keys(rendered).forEach(function (key) {
+      var old = rendered[key].node;
+      if (!next[key] && old.parentNode) old.parentNode.removeChild(old);
+    });
+    rendered = next;
+
+    var intro = el.messages.querySelector(".message--intro");
+    var cursor = intro ? intro.nextSibling : el.messages.firstChild;
+    nodes.forEach(function (item) {
+      if (cursor === item) {
+        cursor = cursor.nextSibling;
+      } else {
+        el.messages.insertBefore(item, cursor);
+      }
+    });
+
     if (nearBottom || pending.length) {
       var last = el.messages.lastElementChild;
       if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
