@@ -1,7 +1,8 @@
 """Websocket for one consultation's chat page.
 
 Protocol (JSON frames):
-  client -> {"type": "auth", "token": "<patient token>"}      must come first; wrong token closes (4401)
+  client -> {"type": "auth", "token": "<patient token>"}      must come first; a wrong token, or none
+                                                              within WEBSOCKET_AUTH_TIMEOUT_S, closes (4401)
   client -> {"type": "message.send", "text": "...", "client_id": "..."?}
   client -> {"type": "ping"}
   server -> {"type": "consultation.update", ...state...}   after auth and after every change
@@ -11,6 +12,7 @@ Protocol (JSON frames):
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -47,14 +49,26 @@ def _message_create(*, consultation: Consultation, text: Any) -> dict[str, Any]:
 
 class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     consultation: Consultation | None = None
+    auth_deadline: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
         self.consultation = None
         self.consultation_id = self.scope["url_route"]["kwargs"]["consultation_id"]
         # Accept first: the token arrives in the first frame, never in the URL (URLs end up in logs).
         await self.accept()
+        # Idle unauthenticated sockets are closed so that they cannot pile up.
+        self.auth_deadline = asyncio.get_running_loop().call_later(
+            settings.WEBSOCKET_AUTH_TIMEOUT_S, lambda: asyncio.ensure_future(self.auth_expire())
+        )
+
+    async def auth_expire(self) -> None:
+        if self.consultation is None:
+            await self.error_send(code="auth_timeout", message="No auth frame received in time.")
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "auth_deadline", None) is not None:
+            self.auth_deadline.cancel()
         if self.consultation is not None:
             await self.channel_layer.group_discard(self.consultation.group_name, self.channel_name)
 
@@ -105,6 +119,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.consultation = consultation
+        self.auth_deadline.cancel()
         await self.channel_layer.group_add(consultation.group_name, self.channel_name)
         await self.send_json(await self.state_frame())
 

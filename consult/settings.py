@@ -17,6 +17,8 @@ REDIS_URL               Celery broker and channels-redis layer (default redis://
 NER_MODEL               ner_engine model name or path loaded by each worker (default "default").
 MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default 2000). Longer
                         messages are refused with a clear error, never truncated.
+MESSAGE_PROCESS_MAX_RETRIES  Retries (exponential backoff) before a message is marked failed (default 3).
+WEBSOCKET_AUTH_TIMEOUT_S  Seconds a websocket may stay open without a valid auth frame (default 15).
 CONSULTATION_CREATE_RATE  DRF throttle rate for starting consultations per client (default 30/hour).
 SECURE_COOKIES          "1" marks session/CSRF cookies Secure (default: on in production).
 """
@@ -232,6 +234,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout"
 NER_MODEL = os.environ.get("NER_MODEL", "default")
 MESSAGE_MAX_CHARS = int(os.environ.get("MESSAGE_MAX_CHARS", "2000"))
 MESSAGE_PROCESS_MAX_RETRIES = int(os.environ.get("MESSAGE_PROCESS_MAX_RETRIES", "3"))
+WEBSOCKET_AUTH_TIMEOUT_S = float(os.environ.get("WEBSOCKET_AUTH_TIMEOUT_S", "15"))
 
 # REST API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

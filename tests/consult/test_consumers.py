@@ -75,6 +75,23 @@ async def test_wrong_token_is_refused_and_closed(started):
         assert closed == {"type": "websocket.close", "code": 4401}
 
 
+async def test_socket_that_never_authenticates_is_closed(started, settings):
+    settings.WEBSOCKET_AUTH_TIMEOUT_S = 0.2
+    consultation, _ = started
+    communicator = await connected(consultation.id)
+    assert (await communicator.receive_json_from(timeout=5))["code"] == "auth_timeout"
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_authenticated_socket_is_not_closed_by_the_auth_deadline(started, settings):
+    settings.WEBSOCKET_AUTH_TIMEOUT_S = 0.2
+    consultation, token = started
+    communicator = await authenticated(consultation, token)
+    await asyncio.sleep(0.4)
+    await still_open(communicator)
+    await communicator.disconnect()
+
+
 async def test_messages_before_auth_are_refused_and_nothing_is_stored(started):
     consultation, _ = started
     communicator = await connected(consultation.id)
