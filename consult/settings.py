@@ -21,6 +21,7 @@ MESSAGE_PROCESS_MAX_RETRIES  Retries (exponential backoff) before a message is m
 WEBSOCKET_AUTH_TIMEOUT_S  Seconds a websocket may stay open without a valid auth frame (default 15).
 CONSULTATION_CREATE_RATE  DRF throttle rate for starting consultations per client (default 30/hour).
 SECURE_COOKIES          "1" marks session/CSRF cookies Secure (default: on in production).
+SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, SECURE_PROXY_SSL_HEADER  HTTPS hardening behind a proxy.
 """
 from __future__ import annotations
 
@@ -200,6 +201,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from consult import services
 from consult.api.throttling import ConsultationCreateThrottle
@@ -30,7 +30,7 @@ def _page(request: HttpRequest, template: str, context: dict | None = None) -> H
     return response
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return _page(request, "consult/home.html")
 
@@ -48,7 +48,7 @@ def consultation_start(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def consultation_chat(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     response = _page(request, "consult/chat.html", {"consultation_id": str(consultation_id), "message_max_chars": settings.MESSAGE_MAX_CHARS})
     response["Cache-Control"] = "no-store"
