@@ -1,0 +1,69 @@
+"""Triplets -> padded tensors, and batched prediction back to character spans."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ner_engine.decoding import Candidate, overlaps_resolve, spans_decode
+from ner_engine.triplets import Triplet
+
+
+def triplets_collate(triplets: Sequence[Triplet], *, pad_id: int, max_span_width: int,
+                     with_labels: bool = False) -> dict[str, torch.Tensor]:
+    length = max(len(t.input_ids) for t in triplets)
+    size = len(triplets)
+    batch = {
+        "input_ids": torch.full((size, length), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros((size, length), dtype=torch.long),
+        "token_type_ids": torch.zeros((size, length), dtype=torch.long),
+        "soft_mask": torch.zeros((size, length), dtype=torch.long),
+        "type_ids": torch.tensor([t.type_index for t in triplets], dtype=torch.long),
+        "context_mask": torch.zeros((size, length), dtype=torch.bool),
+    }
+    if with_labels:
+        batch["start_labels"] = torch.zeros((size, length), dtype=torch.long)
+        batch["end_labels"] = torch.zeros((size, length), dtype=torch.long)
+        batch["match_labels"] = torch.zeros((size, length, max_span_width), dtype=torch.long)
+    for row, triplet in enumerate(triplets):
+        n = len(triplet.input_ids)
+        batch["input_ids"][row, :n] = torch.tensor(triplet.input_ids)
+        batch["attention_mask"][row, :n] = 1
+        batch["token_type_ids"][row, :n] = torch.tensor(triplet.token_type_ids)
+        batch["soft_mask"][row, :n] = torch.tensor(triplet.soft_mask)
+        batch["context_mask"][row, :n] = torch.tensor([o[0] >= 0 for o in triplet.offsets])
+        if with_labels:
+            for start, end in triplet.gold_spans:
+                batch["start_labels"][row, start] = 1
+                batch["end_labels"][row, end] = 1
+                if end - start < max_span_width:
+                    batch["match_labels"][row, start, end - start] = 1
+    return batch
+
+
+def length_batches(triplets: Sequence[Triplet], batch_size: int) -> list[list[int]]:
+    """Indices grouped by similar length so padding stays small; the order within is stable."""
+    order = sorted(range(len(triplets)), key=lambda i: len(triplets[i].input_ids))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.inference_mode()
+def triplets_predict(model, triplets: Sequence[Triplet], num_texts: int, *, batch_size: int = 64,
+                     device: str = "cpu", pad_id: int = 0, threshold: float = 0.5) -> list[list[Candidate]]:
+    """Run the model over triplets and return resolved candidates per text (all types in one pass)."""
+    per_text: list[list[Candidate]] = [[] for _ in range(num_texts)]
+    width = model.config.max_span_width
+    for indices in length_batches(triplets, batch_size):
+        chunk = [triplets[i] for i in indices]
+        batch = triplets_collate(chunk, pad_id=pad_id, max_span_width=width)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        output = model(**batch)
+        start = output.start_logits.float().cpu().numpy()
+        end = output.end_logits.float().cpu().numpy()
+        match = output.match_logits.float().cpu().numpy()
+        for row, triplet in enumerate(chunk):
+            n = len(triplet.input_ids)
+            per_text[triplet.text_index].extend(spans_decode(
+                start[row, :n], end[row, :n], match[row, :n], triplet.offsets, triplet.word_start,
+                triplet.word_end, triplet.type, threshold=threshold))
+    return [overlaps_resolve(candidates) for candidates in per_text]

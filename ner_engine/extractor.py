@@ -1,0 +1,135 @@
+"""Model artifacts on disk and the `Extractor`: load once, then extract entities from many texts."""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ner_engine.backbones import device_resolve, encoder_load, tokenizer_load
+from ner_engine.batching import triplets_predict
+from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, lora_apply, trainable_state_dict
+from ner_engine.triplets import QueryTemplate, TripletBuilder, templates_from_dict, templates_to_dict
+from ner_engine.types import Entity
+
+DEFAULT_MODEL_DIR = Path(__file__).with_name("models") / "default"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def model_build(config: PromptBioMRCConfig, *, encoder_config=None) -> PromptBioMRC:
+    """Encoder (pretrained weights, or randomly initialised from `encoder_config`) + soft prompts + span head,
+    with LoRA applied when the config asks for it."""
+    encoder = encoder_load(config.backbone, config=encoder_config)
+    return lora_apply(PromptBioMRC(config, encoder))
+
+
+def artifact_save(directory: str | Path, model: PromptBioMRC, templates: Mapping[str, QueryTemplate],
+                  *, card: dict | None = None) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(trainable_state_dict(model), str(directory / WEIGHTS_FILE))
+    (directory / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    encoder = model.encoder.get_base_model() if hasattr(model.encoder, "get_base_model") else model.encoder
+    (directory / "encoder_config.json").write_text(encoder.config.to_json_string())
+    (directory / "templates.json").write_text(json.dumps(templates_to_dict(templates), indent=2) + "\n")
+    if card is not None:
+        from ner_engine.model_card import model_card_write
+
+        model_card_write(directory, card)
+
+
+def artifact_load(directory: str | Path, *, device: str = "cpu") -> tuple[PromptBioMRC, dict[str, QueryTemplate]]:
+    from transformers import AutoConfig
+
+    directory = Path(directory)
+    if not (directory / "config.json").exists():
+        raise FileNotFoundError(f"{directory} is not a Prompt-bioMRC model (no config.json)")
+    config = PromptBioMRCConfig.from_dict(json.loads((directory / "config.json").read_text()))
+    state = load_file(str(directory / WEIGHTS_FILE))
+    # A fully fine-tuned artifact holds every encoder weight, so the encoder is built from its saved config;
+    # a LoRA artifact holds only adapters and starts from the pretrained backbone.
+    full = config.lora_rank <= 0
+    encoder_config = AutoConfig.from_pretrained(str(directory / "encoder_config.json")) if full else None
+    model = model_build(config, encoder_config=encoder_config)
+    missing = set(state) - set(model.state_dict())
+    if missing:
+        raise ValueError(f"{directory}: weights do not fit the model ({sorted(missing)[:3]} ...)")
+    model.load_state_dict(state, strict=False)
+    templates = templates_from_dict(json.loads((directory / "templates.json").read_text()))
+    return model.to(device).eval(), templates
+
+
+def model_dir_resolve(model: str | Path) -> Path:
+    return DEFAULT_MODEL_DIR if str(model) == "default" else Path(model)
+
+
+class Extractor:
+    """Thread-safe inference: every (text, type) query of a call runs in the same batched forward passes."""
+
+    def __init__(self, model: PromptBioMRC, templates: Mapping[str, QueryTemplate], *, device: str = "cpu",
+                 model_version: str = "unversioned", batch_size: int = 64, threshold: float = 0.5) -> None:
+        config = model.config
+        self.model = model
+        self.device = device
+        self.model_version = model_version
+        self.template_version = "shipped"
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.tokenizer = tokenizer_load(config.backbone)
+        self.builder = TripletBuilder(self.tokenizer, templates, config.entity_types, prompt_mode=config.prompt_mode,
+                                      max_length=config.max_length, window_overlap=config.window_overlap)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model: str | Path = "default", *, device: str = "auto", **kwargs) -> "Extractor":
+        directory = model_dir_resolve(model)
+        device = device_resolve(device)
+        network, templates = artifact_load(directory, device=device)
+        card_path = directory / "model_card.json"
+        version = json.loads(card_path.read_text()).get("version", directory.name) if card_path.exists() else directory.name
+        return cls(network, templates, device=device, model_version=version, **kwargs)
+
+    @property
+    def entity_types(self) -> tuple[str, ...]:
+        return self.builder.entity_types
+
+    @property
+    def templates(self) -> dict[str, QueryTemplate]:
+        return dict(self.builder.templates)
+
+    def set_templates(self, templates: Mapping[str, str | QueryTemplate | Mapping], *, version: str) -> None:
+        """Replace hard templates (text only, or full entries); raises TemplateError and keeps the old ones
+        when any is unusable."""
+        current = self.builder.templates
+        parsed: dict[str, QueryTemplate] = {}
+        for entity_type, value in templates.items():
+            if entity_type not in current:
+                continue  # the model has no query for that type
+            if isinstance(value, QueryTemplate):
+                parsed[entity_type] = value
+            elif isinstance(value, str):
+                parsed[entity_type] = QueryTemplate(entity_type, current[entity_type].anchor, value,
+                                                    current[entity_type].soft_prompt_length)
+            else:
+                parsed[entity_type] = QueryTemplate(entity_type, value.get("anchor", current[entity_type].anchor),
+                                                    value["template"], current[entity_type].soft_prompt_length)
+        with self._lock:
+            self.builder.templates_set(parsed)
+            self.template_version = version
+
+    def extract(self, texts: Sequence[str], *, types: Sequence[str] | None = None) -> list[list[Entity]]:
+        if isinstance(texts, str):
+            raise TypeError("extract() takes a list of texts")
+        wanted = [t for t in (types or self.entity_types) if t in self.entity_types]
+        with self._lock:
+            triplets = self.builder.build(list(texts), [wanted] * len(texts))
+            if not triplets:
+                return [[] for _ in texts]
+            candidates = triplets_predict(self.model, triplets, len(texts), batch_size=self.batch_size,
+                                          device=self.device, pad_id=self.tokenizer.pad_token_id or 0,
+                                          threshold=self.threshold)
+        return [[Entity(c.start, c.end, c.type, text[c.start : c.end], round(c.score, 4)) for c in found]
+                for text, found in zip(texts, candidates)]

@@ -1,0 +1,244 @@
+"""Training: corpus mix -> triplets -> Prompt-bioMRC, with early stopping on dev F1 and resumable checkpoints."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ner_engine.backbones import device_resolve, tokenizer_load
+from ner_engine.batching import length_batches, triplets_collate, triplets_predict
+from ner_engine.datasets import REGISTRY, dataset_load
+from ner_engine.evaluation import spans_evaluate
+from ner_engine.extractor import artifact_save, model_build
+from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, trainable_state_dict
+from ner_engine.triplets import TripletBuilder, documents_to_triplets, templates_load
+from ner_engine.types import Document, Span
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    model: PromptBioMRCConfig = field(default_factory=PromptBioMRCConfig)
+    datasets: list[str] = field(default_factory=lambda: ["ncbi-disease", "bc5cdr", "maccrobat"])
+    dev_datasets: list[str] | None = None          # default: the training corpora
+    test_datasets: list[str] = field(default_factory=list)  # scored into the model card after training
+    data_dir: str | None = None
+    templates: str | None = None                   # JSON file; default ner_engine/templates.json
+    output_dir: str = "runs/default"
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 5e-5                    # encoder (or LoRA adapters)
+    head_learning_rate: float = 1e-3               # soft prompts and span head
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    seed: int = 13
+    patience: int = 2
+    max_train_documents: int | None = None         # per corpus, for quick runs
+    max_dev_documents: int | None = 1000           # per corpus
+    checkpoint_every: int = 200                    # steps
+    device: str = "auto"
+    threads: int | None = None
+    version: str = "dev"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        model = PromptBioMRCConfig.from_dict(data.pop("model", {}))
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(model=model, **data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def config_override(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply `a.b=value` overrides; values are JSON when they parse as JSON, else strings."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise ValueError(f"override {override!r} is not key=value")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        target = data
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return data
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _documents(names: Sequence[str], split: str, data_dir: str | None, limit: int | None) -> dict[str, list[Document]]:
+    loaded = {}
+    for name in names:
+        documents = dataset_load(name, split, data_dir=data_dir)
+        if limit is not None and len(documents) > limit:
+            documents = random.Random(0).sample(documents, limit)  # fixed subsample, independent of the seed
+        loaded[name] = documents
+    return loaded
+
+
+def model_evaluate(model: PromptBioMRC, builder: TripletBuilder, documents: Sequence[Document], *,
+                   device: str, pad_id: int, merge: dict | None = None, batch_size: int = 64):
+    """Strict/lenient scores of a model on documents (only the types each document annotates are queried)."""
+    model.eval()
+    triplets = documents_to_triplets(builder, documents)
+    predicted = triplets_predict(model, triplets, len(documents), batch_size=batch_size, device=device, pad_id=pad_id)
+    predicted_spans = [[Span(c.start, c.end, c.type) for c in found] for found in predicted]
+    return spans_evaluate([doc.spans for doc in documents], predicted_spans, merge=merge)
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, progress: bool = True) -> dict:
+    """Train and write the best model (by dev micro F1) to `output_dir/best`; returns its model card."""
+    started = time.time()
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = device_resolve(config.device)
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    tokenizer = tokenizer_load(config.model.backbone)
+    templates = templates_load(config.templates)
+    for template_type in list(templates):
+        if template_type not in config.model.entity_types:
+            del templates[template_type]
+    builder = TripletBuilder(tokenizer, templates, config.model.entity_types, prompt_mode=config.model.prompt_mode,
+                             max_length=config.model.max_length, window_overlap=config.model.window_overlap)
+    train_docs = [d for docs in _documents(config.datasets, "train", config.data_dir, config.max_train_documents).values()
+                  for d in docs]
+    dev_sets = _documents(config.dev_datasets or config.datasets, "dev", config.data_dir, config.max_dev_documents)
+    triplets = documents_to_triplets(builder, train_docs)
+    logger.info("%d training documents -> %d triplets", len(train_docs), len(triplets))
+
+    model = model_build(config.model, encoder_config=encoder_config)
+    model.soft_prompt_init([builder.soft_init_ids(t) for t in config.model.entity_types])
+    model.to(device)
+    head_parameters = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    encoder_parameters = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
+    optimizer = torch.optim.AdamW([
+        {"params": encoder_parameters, "lr": config.learning_rate},
+        {"params": head_parameters, "lr": config.head_learning_rate},
+    ], weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(triplets) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(total_steps * config.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+        (step + 1) / max(warmup, 1), max(0.0, (total_steps - step) / max(total_steps - warmup, 1))))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+
+    state = {"epoch": 0, "step_in_epoch": 0, "best_f1": -1.0, "bad_epochs": 0, "history": [], "elapsed": 0.0}
+    checkpoint = output / "checkpoint.pt"
+    if resume and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"], strict=False)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        logger.info("resumed at epoch %d step %d", state["epoch"], state["step_in_epoch"])
+    started -= state["elapsed"]
+
+    def save_checkpoint() -> None:
+        state["elapsed"] = time.time() - started
+        torch.save({"model": trainable_state_dict(model), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "state": state}, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+
+    pad_id = tokenizer.pad_token_id or 0
+    width = config.model.max_span_width
+    while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
+        epoch = state["epoch"]
+        batches = length_batches(triplets, config.batch_size)
+        random.Random(config.seed * 1000 + epoch).shuffle(batches)
+        model.train()
+        bar = tqdm(batches[state["step_in_epoch"]:], desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                   mininterval=10)
+        running = 0.0
+        for indices in bar:
+            batch = triplets_collate([triplets[i] for i in indices], pad_id=pad_id, max_span_width=width, with_labels=True)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast:
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            running = 0.98 * running + 0.02 * loss.item() if running else loss.item()
+            bar.set_postfix(loss=f"{running:.4f}")
+            state["step_in_epoch"] += 1
+            if state["step_in_epoch"] % config.checkpoint_every == 0:
+                save_checkpoint()
+        scores = {name: model_evaluate(model, builder, docs, device=device, pad_id=pad_id,
+                                       merge=REGISTRY[name].eval_merge if name in REGISTRY else None).to_dict()
+                  for name, docs in dev_sets.items()}
+        dev_f1 = float(np.mean([s["strict"]["micro"]["f1"] for s in scores.values()]))
+        state["history"].append({"epoch": epoch + 1, "dev_f1": dev_f1, "loss": running,
+                                 "elapsed_s": round(time.time() - started, 1)})
+        logger.info("epoch %d dev micro F1 %.4f (%s)", epoch + 1, dev_f1,
+                    ", ".join(f"{n} {s['strict']['micro']['f1']:.4f}" for n, s in scores.items()))
+        if dev_f1 > state["best_f1"]:
+            state["best_f1"], state["bad_epochs"] = dev_f1, 0
+            artifact_save(output / "best", model, builder.templates)
+            (output / "best" / "dev_scores.json").write_text(json.dumps(scores, indent=2))
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] += 1
+        state["step_in_epoch"] = 0
+        save_checkpoint()
+
+    elapsed = time.time() - started
+    total_parameters = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    best = output / "best"
+    card = {
+        "name": "Prompt-bioMRC", "version": config.version,
+        "description": "Medical NER as machine reading comprehension with hard + soft prompts (Prompt-bioMRC).",
+        "recipe": config.to_dict(),
+        "cost": {"total_parameters": total_parameters, "trainable_parameters": trainable,
+                 "training_wall_time_s": round(elapsed, 1), "peak_memory_mb": _peak_memory_mb(device),
+                 "device": device if device == "cpu" else torch.cuda.get_device_name(),
+                 "torch_threads": torch.get_num_threads(),
+                 "artifact_bytes": (best / "model.safetensors").stat().st_size if best.exists() else None},
+        "history": state["history"],
+        "dev": json.loads((best / "dev_scores.json").read_text()) if best.exists() else {},
+        "data": [f"{name}: {REGISTRY[name].description} — licence: {REGISTRY[name].licence}"
+                 for name in config.datasets if name in REGISTRY],
+    }
+    if best.exists():
+        from ner_engine.extractor import artifact_load
+        from ner_engine.model_card import model_card_write
+
+        best_model, _ = artifact_load(best, device=device)
+        card["test"] = {name: model_evaluate(best_model, builder, docs, device=device, pad_id=pad_id,
+                                             merge=REGISTRY[name].eval_merge if name in REGISTRY else None).to_dict()
+                        for name, docs in _documents(config.test_datasets, "test", config.data_dir, None).items()}
+        model_card_write(best, card)
+    return card
