@@ -94,6 +94,18 @@ def _datasets(args) -> int:
     return 0
 
 
+def _fetch(args) -> int:
+    from ner_engine.fetch import corpus_fetch
+
+    try:
+        for path in corpus_fetch(args.name, args.data_dir):
+            print(path)
+    except (KeyError, ValueError) as error:
+        print(error.args[0], file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ner_engine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets = sub.add_parser("datasets", help="list registered corpora")
     datasets.set_defaults(func=_datasets)
+
+    fetch = sub.add_parser("fetch", help="download a public corpus by name (needs internet)")
+    fetch.add_argument("name")
+    fetch.add_argument("--data-dir", required=True)
+    fetch.set_defaults(func=_fetch)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -8,7 +8,7 @@ import random
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ class TrainConfig:
     max_train_documents: int | None = None         # per corpus, for quick runs
     max_dev_documents: int | None = 1000           # per corpus
     checkpoint_every: int = 200                    # steps
+    max_steps: int | None = None                   # stop early (also on --resume) and keep the best so far
     device: str = "auto"
     threads: int | None = None
     version: str = "dev"
@@ -126,10 +127,9 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
     (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     tokenizer = tokenizer_load(config.model.backbone)
-    templates = templates_load(config.templates)
-    for template_type in list(templates):
-        if template_type not in config.model.entity_types:
-            del templates[template_type]
+    # The model has one soft-prompt length for every type (SoftPrompt is [T, K, H]); the templates follow it.
+    templates = {t: replace(template, soft_prompt_length=config.model.soft_prompt_length)
+                 for t, template in templates_load(config.templates).items() if t in config.model.entity_types}
     builder = TripletBuilder(tokenizer, templates, config.model.entity_types, prompt_mode=config.model.prompt_mode,
                              max_length=config.model.max_length, window_overlap=config.model.window_overlap)
     train_docs = [d for docs in _documents(config.datasets, "train", config.data_dir, config.max_train_documents).values()
@@ -149,12 +149,15 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
     ], weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(triplets) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
     warmup = int(total_steps * config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
         (step + 1) / max(warmup, 1), max(0.0, (total_steps - step) / max(total_steps - warmup, 1))))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
 
-    state = {"epoch": 0, "step_in_epoch": 0, "best_f1": -1.0, "bad_epochs": 0, "history": [], "elapsed": 0.0}
+    state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "best_f1": -1.0, "bad_epochs": 0, "history": [],
+             "elapsed": 0.0}
     checkpoint = output / "checkpoint.pt"
     if resume and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -162,6 +165,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
+        state.setdefault("step", state["epoch"] * steps_per_epoch + state["step_in_epoch"])
         logger.info("resumed at epoch %d step %d", state["epoch"], state["step_in_epoch"])
     started -= state["elapsed"]
 
@@ -173,6 +177,9 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
 
     pad_id = tokenizer.pad_token_id or 0
     width = config.model.max_span_width
+    def out_of_steps() -> bool:
+        return config.max_steps is not None and state.get("step", 0) >= config.max_steps
+
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
         epoch = state["epoch"]
         batches = length_batches(triplets, config.batch_size)
@@ -182,6 +189,8 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
                    mininterval=10)
         running = 0.0
         for indices in bar:
+            if out_of_steps():
+                break
             batch = triplets_collate([triplets[i] for i in indices], pad_id=pad_id, max_span_width=width, with_labels=True)
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast:
@@ -194,6 +203,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
             running = 0.98 * running + 0.02 * loss.item() if running else loss.item()
             bar.set_postfix(loss=f"{running:.4f}")
             state["step_in_epoch"] += 1
+            state["step"] = state.get("step", 0) + 1
             if state["step_in_epoch"] % config.checkpoint_every == 0:
                 save_checkpoint()
         scores = {name: model_evaluate(model, builder, docs, device=device, pad_id=pad_id,
@@ -213,6 +223,8 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         state["epoch"] += 1
         state["step_in_epoch"] = 0
         save_checkpoint()
+        if out_of_steps():
+            break
 
     elapsed = time.time() - started
     total_parameters = sum(p.numel() for p in model.parameters())

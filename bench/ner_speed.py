@@ -1,0 +1,103 @@
+"""Extraction time per patient message (~30 words, 3 types): Prompt-bioMRC vs the BIO baseline, same run.
+
+    python bench/ner_speed.py [--model default] [--repeats 200] [--threads 2]
+
+Both models share the backbone; the BIO baseline is timed with its architecture (encoder + linear head over
+the same windows), which is what its cost depends on. Calls are interleaved so machine noise hits both alike;
+the ratio is what to compare across machines.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from ner_engine import Extractor  # noqa: E402
+from ner_engine.backbones import encoder_load, tokenizer_load  # noqa: E402
+from ner_engine.baseline import BioEncoder, BioTagger, BioTaggerConfig, bio_predict  # noqa: E402
+
+MESSAGES = [
+    "I've had a bad headache and a fever for two days now, and this morning I started feeling sick. I took paracetamol but it did not help much.",
+    "My chest feels tight when I climb stairs and I get short of breath. I have asthma and use a salbutamol inhaler about twice a day.",
+    "For the last week my lower back has been aching, worse in the mornings. No numbness. I take ibuprofen 400 mg when it gets really bad.",
+    "I keep coughing up yellow mucus and my throat is sore. It started five days ago after a cold. I am diabetic and take metformin.",
+    "Since Monday I have had diarrhoea and stomach cramps, maybe six times a day. I feel dizzy when I stand up and very tired.",
+    "My son has a rash on his arms and a high temperature since yesterday. He is not eating and seems drowsy. He had chickenpox last year.",
+    "I get migraines with flashing lights about once a month. This one has lasted three days. Sumatriptan usually works but not this time.",
+    "My ankle is swollen and painful after I twisted it playing football on Saturday. I can walk but it hurts. No other medical problems.",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--types", default="SYMPTOM,DISEASE,DRUG")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    types = args.types.split(",")
+
+    extractor = Extractor.load(args.model, device="cpu")
+    mrc_config = extractor.model.config
+    bio_config = BioTaggerConfig(backbone=mrc_config.backbone, entity_types=types, max_length=mrc_config.max_length)
+    bio_encoder = BioEncoder(tokenizer_load(bio_config.backbone), bio_config)
+    bio_model = BioTagger(bio_config, encoder_load(bio_config.backbone)).eval()
+
+    def mrc(text: str) -> None:
+        extractor.extract([text], types=types)
+
+    def bio(text: str) -> None:
+        bio_predict(bio_model, bio_encoder, [text])
+
+    for text in MESSAGES:  # warm-up: allocator, tokenizer caches, lazy vocabularies
+        mrc(text)
+        bio(text)
+    timings: dict[str, list[float]] = {"mrc": [], "bio": []}
+    for i in range(args.repeats):
+        text = MESSAGES[i % len(MESSAGES)]
+        for name, call in (("mrc", mrc), ("bio", bio)) if i % 2 == 0 else (("bio", bio), ("mrc", mrc)):
+            started = time.perf_counter()
+            call(text)
+            timings[name].append((time.perf_counter() - started) * 1000)
+
+    words = statistics.mean(len(t.split()) for t in MESSAGES)
+    result = {
+        "model": args.model, "model_version": extractor.model_version, "prompt_mode": mrc_config.prompt_mode,
+        "lora_rank": mrc_config.lora_rank, "types": types, "mean_words_per_message": round(words, 1),
+        "threads": args.threads, "repeats": args.repeats,
+        "cpu": _cpu_name(),
+        **{f"{name}_p{q}_ms": round(percentile(values, q), 2) for name, values in timings.items() for q in (50, 95)},
+    }
+    result["ratio_p50_mrc_over_bio"] = round(result["mrc_p50_ms"] / result["bio_p50_ms"], 2)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
