@@ -1,0 +1,142 @@
+"""Assertion status of an entity: present, absent, possible, historical, hypothetical or family.
+
+A dependency-free ConText/NegEx-style implementation (Harkema et al. 2009; Chapman et al. 2001): cue phrases
+(`assertion_cues.tsv`) open a scope forward (the cue precedes the entity) or backward (it follows), limited
+to a window of word tokens, to the sentence, and by terminators ("but", "however", "I" for family...).
+Pseudo cues ("no change", "not only", "gram negative") mask the cues they overlap. The cue list extends the
+clinical lists with patient phrasing ("no more X", "X is gone", "never had X", "my mum has X",
+"in case I get X", "had X last year").
+
+Cost: a handful of compiled regular expressions run once per text; a chat message takes well under 1 ms.
+"""
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CUES_FILE = Path(__file__).with_name("assertion_cues.tsv")
+CATEGORIES: tuple[str, ...] = ("family", "hypothetical", "absent", "possible", "historical")  # priority order
+ASSERTIONS: tuple[str, ...] = ("present",) + CATEGORIES
+DEFAULT = "present"
+
+_WORD = re.compile(r"\w+(?:['’]\w+)?")
+# Sentence ends: . ! ? ; or a newline, not inside a number ("37.5") nor an abbreviation-like "e.g.".
+_SENTENCE_END = re.compile(r"(?<!\d)[.!?;]+(?=\s|$)|(?<=\d)[.!?;]+(?=\s|$)|\n+")
+
+
+@dataclass(frozen=True)
+class Cue:
+    category: str          # one of CATEGORIES, "pseudo" or "terminate"
+    direction: str         # forward | backward | both; for terminators the categories they close
+    window: int            # word tokens; 0 = unlimited (to the end of the sentence)
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Rule:
+    category: str
+    direction: str
+    window: int
+    pattern: re.Pattern
+
+
+def _phrase_regex(phrase: str) -> str:
+    body = phrase.replace(" ", r"\s+")
+    left = r"(?<![\w'’])" if re.match(r"[\w(]", phrase) else ""
+    right = r"(?![\w'’])" if re.search(r"[\w)?]$", phrase) and not phrase.endswith(r"\?") else ""
+    return f"{left}(?:{body}){right}"
+
+
+def rules_load(path: str | Path = CUES_FILE) -> list[_Rule]:
+    """Group the cue rows by (category, direction, window) into one case-insensitive alternation each."""
+    groups: dict[tuple[str, str, int], list[str]] = {}
+    for line_number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        try:
+            category, direction, window, phrase = raw.split("\t")
+        except ValueError as error:
+            raise ValueError(f"{path}:{line_number}: expected 4 tab-separated columns, got {raw!r}") from error
+        if category not in CATEGORIES + ("pseudo", "terminate"):
+            raise ValueError(f"{path}:{line_number}: unknown category {category!r}")
+        groups.setdefault((category, direction, int(window)), []).append(_phrase_regex(phrase.strip()))
+    rules = []
+    for (category, direction, window), alternatives in groups.items():
+        alternatives.sort(key=len, reverse=True)  # longest first, so "no more" wins over "no"
+        rules.append(_Rule(category, direction, window, re.compile("|".join(alternatives), re.IGNORECASE)))
+    return rules
+
+
+class AssertionDetector:
+    """`detect(text, spans)` -> one assertion per (start, end) span. Stateless after construction; thread-safe."""
+
+    def __init__(self, cues_path: str | Path = CUES_FILE) -> None:
+        self.rules = rules_load(cues_path)
+
+    def cues_find(self, text: str) -> list[Cue]:
+        found = [Cue(rule.category, rule.direction, rule.window, m.start(), m.end())
+                 for rule in self.rules for m in rule.pattern.finditer(text) if m.end() > m.start()]
+        pseudo = [c for c in found if c.category == "pseudo"]
+        kept = [c for c in found if c.category != "pseudo"
+                and not any(p.start <= c.start and c.end <= p.end for p in pseudo)]
+        # Of overlapping cues of one category keep the longest ("no longer have" over "no").
+        kept.sort(key=lambda c: (c.start, -(c.end - c.start)))
+        result: list[Cue] = []
+        for cue in kept:
+            if any(o.category == cue.category and o.direction == cue.direction and o.start <= cue.start and cue.end <= o.end for o in result):
+                continue
+            result.append(cue)
+        return result
+
+    def detect(self, text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+        if not spans:
+            return []
+        cues = self.cues_find(text)
+        if not cues:
+            return [DEFAULT] * len(spans)
+        bounds = sentence_bounds(text)
+        starts = [b[0] for b in bounds]
+        terminators = [c for c in cues if c.category == "terminate"]
+        triggers = [c for c in cues if c.category != "terminate"]
+        results = []
+        for start, end in spans:
+            sentence = bounds[max(bisect_right(starts, start) - 1, 0)]
+            found = set()
+            for cue in triggers:
+                if cue.category in found or cue.start < sentence[0] or cue.end > sentence[1]:
+                    continue
+                if cue.start < end and start < cue.end:
+                    continue  # the cue is part of the mention ("no appetite" as one span is still absent below)
+                if cue.end <= start and cue.direction in ("forward", "both"):
+                    gap = (cue.end, start)
+                elif cue.start >= end and cue.direction in ("backward", "both"):
+                    gap = (end, cue.start)
+                else:
+                    continue
+                if cue.window and len(_WORD.findall(text, gap[0], gap[1])) > cue.window:
+                    continue
+                if any(gap[0] <= t.start and t.end <= gap[1] and _closes(t, cue.category) for t in terminators):
+                    continue
+                found.add(cue.category)
+            results.append(next((c for c in CATEGORIES if c in found), DEFAULT))
+        return results
+
+
+def _closes(terminator: Cue, category: str) -> bool:
+    return terminator.direction == "all" or category in terminator.direction.split(",")
+
+
+def sentence_bounds(text: str) -> list[tuple[int, int]]:
+    """Character ranges of sentences; each includes its end punctuation (so a trailing "?" is in scope)."""
+    bounds = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        bounds.append((start, match.end()))
+        start = match.end()
+    if start < len(text) or not bounds:
+        bounds.append((start, len(text)))
+    return bounds
