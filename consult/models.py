@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -187,3 +188,122 @@ class PromptTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity_type} v{self.version}{'' if self.is_active else ' (inactive)'}"
+
+
+# Clinician review -------------------------------------------------------------------------------------
+# Review state lives beside the extractor's Entity rows, never in them: the model's output stays what the
+# model said, so that corrections can be exported as training data and model versions compared.
+
+
+class EntityReview(models.Model):
+    """A clinician's verdict on one mention: on an extracted Entity, or a mention the model missed."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        CORRECTED = "corrected", "Corrected"
+        ADDED = "added", "Added by a clinician"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entity_reviews")
+    # Null for a mention the model missed (status "added").
+    entity = models.OneToOneField(Entity, on_delete=models.CASCADE, null=True, blank=True, related_name="review")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    # The reviewed values; for an accepted entity they equal the model's.
+    type = models.CharField(max_length=16)
+    start = models.PositiveIntegerField()
+    end = models.PositiveIntegerField()
+    text = models.TextField()
+    assertion = models.CharField(max_length=32, null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["message_id", "start", "end", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.type} '{self.text}' [{self.start}:{self.end}]"
+
+
+class ConsultationReview(models.Model):
+    """Present once a clinician has marked the consultation reviewed; only those are exported for training."""
+
+    consultation = models.OneToOneField(Consultation, on_delete=models.CASCADE, related_name="review")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Review of {self.consultation_id}"
+
+
+class AuditEvent(models.Model):
+    """Who changed what in a consultation's review, when, and the values before and after."""
+
+    consultation = models.ForeignKey(Consultation, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Kept as text too: the trail must still say who acted after the account is deleted.
+    actor_name = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=32)
+    entity = models.ForeignKey(Entity, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    entity_review = models.ForeignKey(
+        EntityReview, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'system'} {self.action} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PromptTemplateVersion(models.Model):
+    """Every saved state of a prompt template, so that an admin can see who changed what and revert."""
+
+    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    anchor_words = models.JSONField(default=list, blank=True)
+    soft_prompt_length = models.PositiveSmallIntegerField()
+    is_active = models.BooleanField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_by_name = models.CharField(max_length=150, blank=True, default="")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["template_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "version"], name="prompt_template_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.entity_type} v{self.version}"
+
+
+# Admin-only pages without tables of their own: registering them puts "NER models" and "Triage rules" in
+# the admin index with Django's usual permissions; their admin views read files, not the database.
+
+
+class NerModelCard(models.Model):
+    class Meta:
+        managed = False
+        verbose_name = "NER model"
+        verbose_name_plural = "NER models"
+
+
+class TriageRuleEntry(models.Model):
+    class Meta:
+        managed = False
+        verbose_name = "triage rule"
+        verbose_name_plural = "triage rules"

@@ -1,0 +1,313 @@
+"""Read side of the clinician workspace: the case list, and one case as a clinician reads it (reviewed
+record, triage path, a pasteable summary). Shared by the pages, the REST API and the FHIR export."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+
+from consult import review
+from consult.models import Consultation, Message, TriageEvent, Urgency
+from consult.services import record_key_normalize
+
+RECORD_SECTIONS: dict[str, str] = {"SYMPTOM": "symptoms", "DISEASE": "diseases", "DRUG": "drugs"}
+# Assertions that mean the patient does not have the finding now; the summary lists them as "denies".
+NOT_PRESENT = frozenset({"absent"})
+NOT_THE_PATIENTS = frozenset({"family", "hypothetical"})
+
+
+@functools.lru_cache(maxsize=1)
+def _triage_rules() -> dict[str, Any]:
+    from consult.triage import TriageEngine
+
+    return {rule.id: rule for rule in TriageEngine.default().rules}
+
+
+def triage_rule_kind(*, rule_id: str) -> str | None:
+    rule = _triage_rules().get(rule_id)
+    return rule.kind if rule is not None else None
+
+
+def red_flag_rule_ids() -> list[str]:
+    return [rule_id for rule_id, rule in _triage_rules().items() if rule.kind == "red_flag"]
+
+
+# Case list ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    status: str | None = None
+    urgency: str | None = None
+    reviewed: bool | None = None
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None
+
+
+def consultation_list(*, filters: CaseFilters | None = None) -> QuerySet[Consultation]:
+    """Consultations for clinicians, most urgent first (emergency_ambulance first, not yet assessed last),
+    newest first within a level, with the number of red flags that fired."""
+    filters = filters or CaseFilters()
+    urgency_order = Case(
+        *(When(urgency=level, then=Value(rank)) for rank, level in enumerate(Urgency.values)),
+        default=Value(len(Urgency.values)),
+        output_field=IntegerField(),
+    )
+    queryset = (
+        Consultation.objects.select_related("review", "review__reviewed_by")
+        .annotate(
+            urgency_order=urgency_order,
+            red_flag_count=Count("triage_events", filter=Q(triage_events__rule_id__in=red_flag_rule_ids()),
+                                 distinct=True),
+            patient_message_count=Count("messages", filter=Q(messages__role=Message.Role.PATIENT), distinct=True),
+        )
+        .order_by("urgency_order", "-created_at")
+    )
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.urgency:
+        queryset = queryset.filter(urgency=filters.urgency)
+    if filters.reviewed is not None:
+        queryset = queryset.filter(review__isnull=not filters.reviewed)
+    if filters.created_from:
+        queryset = queryset.filter(created_at__date__gte=filters.created_from)
+    if filters.created_to:
+        queryset = queryset.filter(created_at__date__lte=filters.created_to)
+    return queryset
+
+
+# One case ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordEntry:
+    type: str
+    text: str
+    assertion: str | None
+    mentions: int = 1
+    attributes: dict[str, Any] = field(default_factory=dict)
+    codes: list[dict[str, str]] = field(default_factory=list)
+    statuses: set[str] = field(default_factory=set)
+
+    @property
+    def reviewed(self) -> bool:
+        return review.PENDING not in self.statuses
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "text": self.text, "assertion": self.assertion, "mentions": self.mentions,
+                "attributes": self.attributes, "codes": self.codes, "reviewed": self.reviewed}
+
+
+def record_build(*, annotations: list[review.Annotation]) -> dict[str, list[RecordEntry]]:
+    """The structured record from the reviewed mentions: rejected ones dropped, corrections applied,
+    repeated mentions merged (as the live record does), the latest assertion winning."""
+    record: dict[str, list[RecordEntry]] = {section: [] for section in RECORD_SECTIONS.values()}
+    by_key: dict[tuple[str, str], RecordEntry] = {}
+    for annotation in annotations:
+        section = RECORD_SECTIONS.get(annotation.type)
+        if section is None or not annotation.kept:
+            continue
+        key = (annotation.type, record_key_normalize(text=annotation.text))
+        entry = by_key.get(key)
+        if entry is None:
+            entry = by_key[key] = RecordEntry(type=annotation.type, text=annotation.text.strip(),
+                                              assertion=annotation.assertion)
+            record[section].append(entry)
+        else:
+            entry.mentions += 1
+            if annotation.assertion:
+                entry.assertion = annotation.assertion
+        entry.statuses.add(annotation.status)
+        entry.attributes.update(annotation.attributes or {})
+        if annotation.code:
+            code = {"code": annotation.code, "system": annotation.code_system or ""}
+            if code not in entry.codes:
+                entry.codes.append(code)
+    return record
+
+
+@dataclass(frozen=True)
+class AskedQuestion:
+    slot: str
+    label: str
+    text: str
+    asked_after_message_id: int | None
+    answer_text: str | None  # the patient's next message, verbatim
+    value: str | None  # what triage understood; None when the patient said there is none
+    answered: bool
+
+
+def questions_asked(*, consultation: Consultation, messages: list[Message]) -> list[AskedQuestion]:
+    """The follow-up questions the assistant asked, each with the patient's reply and the value triage took."""
+    rules = _triage_rules()
+    filled = (consultation.triage_state or {}).get("filled_slots") or {}
+    patient_messages = [m for m in messages if m.role == Message.Role.PATIENT]
+    questions = []
+    for event in consultation.triage_events.order_by("created_at", "id"):
+        rule = rules.get(event.rule_id)
+        if rule is None or rule.kind != "question":
+            continue
+        asked_after = next((m for m in patient_messages if m.id == event.message_id), None)
+        answer = None
+        if asked_after is not None:
+            later = [m for m in patient_messages if (m.created_at, m.id) > (asked_after.created_at, asked_after.id)]
+            answer = later[0].text if later else None
+        questions.append(AskedQuestion(
+            slot=rule.slot or "", label=rule.label or rule.slot or "", text=rule.text or "",
+            asked_after_message_id=event.message_id, answer_text=answer,
+            value=filled.get(rule.slot), answered=rule.slot in filled,
+        ))
+    return questions
+
+
+@dataclass(frozen=True)
+class TriageStep:
+    rule_id: str
+    kind: str | None
+    reason: str
+    urgency: str | None
+    message_id: int | None
+
+    @property
+    def is_red_flag(self) -> bool:
+        return self.kind == "red_flag"
+
+
+def triage_path(*, consultation: Consultation) -> list[TriageStep]:
+    return [
+        TriageStep(rule_id=event.rule_id, kind=triage_rule_kind(rule_id=event.rule_id), reason=event.reason,
+                   urgency=event.urgency, message_id=event.message_id)
+        for event in TriageEvent.objects.filter(consultation=consultation).order_by("created_at", "id")
+    ]
+
+
+def urgency_reasons(*, consultation: Consultation, steps: list[TriageStep]) -> list[str]:
+    """Why the consultation has its urgency: the reasons of the rules that set exactly that level."""
+    if not consultation.urgency:
+        return []
+    return list(dict.fromkeys(s.reason for s in steps if s.urgency == consultation.urgency))
+
+
+def _entry_phrase(entry: RecordEntry) -> str:
+    extras = [f"{key} {value}" for key, value in sorted(entry.attributes.items())
+              if key != "assertion" and isinstance(value, (str, int, float)) and str(value).strip()]
+    qualifier = f" ({entry.assertion})" if entry.assertion not in (None, "present", "absent") else ""
+    return entry.text + qualifier + (f" [{'; '.join(extras)}]" if extras else "")
+
+
+def case_summary_text(*, consultation: Consultation, record: dict[str, list[RecordEntry]],
+                      questions: list[AskedQuestion], steps: list[TriageStep]) -> str:
+    """Plain text a clinician can paste into a note: chief complaint, history, medications, red flags."""
+    filled = (consultation.triage_state or {}).get("filled_slots") or {}
+
+    def present(entries: list[RecordEntry]) -> list[RecordEntry]:
+        return [e for e in entries if e.assertion not in NOT_PRESENT | NOT_THE_PATIENTS]
+
+    symptoms = present(record["symptoms"])
+    chief = filled.get("main_symptoms") or ", ".join(e.text for e in symptoms[:3]) or "not stated"
+    history = []
+    for slot, label in (("duration", "Onset/duration"), ("severity", "Severity")):
+        if filled.get(slot):
+            history.append(f"{label}: {filled[slot]}.")
+    if symptoms:
+        history.append("Reports: " + "; ".join(_entry_phrase(e) for e in symptoms) + ".")
+    denied = [e.text for section in record.values() for e in section if e.assertion in NOT_PRESENT]
+    if denied:
+        history.append("Denies: " + ", ".join(denied) + ".")
+    diseases = present(record["diseases"])
+    if diseases:
+        history.append("Conditions: " + "; ".join(_entry_phrase(e) for e in diseases) + ".")
+    elif "conditions" in filled and filled["conditions"] is None:
+        history.append("Conditions: none reported.")
+    family = [e.text for section in record.values() for e in section if e.assertion == "family"]
+    if family:
+        history.append("Family history: " + ", ".join(family) + ".")
+
+    drugs = present(record["drugs"])
+    if drugs:
+        medications = "; ".join(_entry_phrase(e) for e in drugs)
+    elif "medications" in filled and filled["medications"] is None:
+        medications = "none reported"
+    else:
+        medications = filled.get("medications") or "not stated"
+
+    red_flags = list(dict.fromkeys(s.reason for s in steps if s.is_red_flag))
+    urgency = Urgency(consultation.urgency).label if consultation.urgency else "not assessed yet"
+    lines = [
+        f"Chief complaint: {chief}",
+        "History: " + (" ".join(history) if history else "no further details."),
+        f"Medications: {medications}",
+        "Red flags: " + ("; ".join(red_flags) if red_flags else "none identified"),
+        f"Triage: {urgency}",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass
+class CaseView:
+    consultation: Consultation
+    messages: list[tuple[Message, list[review.Annotation]]]
+    record: dict[str, list[RecordEntry]]
+    questions: list[AskedQuestion]
+    steps: list[TriageStep]
+    urgency_reasons: list[str]
+    summary_text: str
+    audit_events: list
+
+    @property
+    def annotations(self) -> list[review.Annotation]:
+        return [a for _, annotations in self.messages for a in annotations]
+
+    @property
+    def red_flags(self) -> list[TriageStep]:
+        return [s for s in self.steps if s.is_red_flag]
+
+
+def case_get(*, consultation: Consultation) -> CaseView:
+    messages = review.messages_with_annotations(consultation=consultation)
+    annotations = [a for _, items in messages for a in items]
+    record = record_build(annotations=annotations)
+    questions = questions_asked(consultation=consultation, messages=[m for m, _ in messages])
+    steps = triage_path(consultation=consultation)
+    return CaseView(
+        consultation=consultation,
+        messages=messages,
+        record=record,
+        questions=questions,
+        steps=steps,
+        urgency_reasons=urgency_reasons(consultation=consultation, steps=steps),
+        summary_text=case_summary_text(consultation=consultation, record=record, questions=questions, steps=steps),
+        audit_events=review.audit_events_get(consultation=consultation),
+    )
+
+
+def case_serialize(*, case: CaseView) -> dict[str, Any]:
+    consultation = case.consultation
+    mark = getattr(consultation, "review", None)
+    return {
+        "id": str(consultation.id),
+        "status": consultation.status,
+        "urgency": consultation.urgency,
+        "urgency_reasons": case.urgency_reasons,
+        "created_at": consultation.created_at.isoformat(),
+        "reviewed": mark is not None,
+        "reviewed_at": mark.reviewed_at.isoformat() if mark else None,
+        "reviewed_by": mark.reviewed_by.get_username() if mark and mark.reviewed_by else None,
+        "messages": [
+            {
+                "id": message.id, "role": message.role, "text": message.text, "status": message.status,
+                "created_at": message.created_at.isoformat(), "model_version": message.model_version,
+                "template_version": message.template_version,
+                "annotations": [a.to_dict() for a in annotations],
+            }
+            for message, annotations in case.messages
+        ],
+        "record": {section: [e.to_dict() for e in entries] for section, entries in case.record.items()},
+        "questions": [q.__dict__ for q in case.questions],
+        "triage": [{**s.__dict__, "red_flag": s.is_red_flag} for s in case.steps],
+        "summary_text": case.summary_text,
+        "audit": [review.audit_event_serialize(event=e) for e in case.audit_events],
+    }

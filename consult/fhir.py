@@ -1,0 +1,188 @@
+"""A consultation as a FHIR R4 Bundle (type "collection") of plain JSON-ready dicts.
+
+Built from the reviewed view (`consult.case`): rejected mentions are left out, corrections applied. The
+consultation is anonymous, so the Patient carries only an identifier that links back to it. Conditions
+take their verificationStatus from the assertion; symptoms are Observations whose value says whether the
+patient has them; drugs are MedicationStatements; follow-up questions and answers a QuestionnaireResponse.
+Mentions asserted for a family member are not the patient's and are not exported as the patient's.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.utils import timezone
+
+from consult.case import CaseView, RecordEntry
+from consult.models import Consultation, Urgency
+
+CONSULTATION_SYSTEM = "urn:consult:consultation"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+ACT_PRIORITY = "http://terminology.hl7.org/CodeSystem/v3-ActPriority"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+# Known code systems of the terminology coding step, mapped to their canonical FHIR URIs.
+CODE_SYSTEMS = {
+    "snomed": "http://snomed.info/sct", "snomedct": "http://snomed.info/sct", "sct": "http://snomed.info/sct",
+    "icd10": "http://hl7.org/fhir/sid/icd-10", "icd-10": "http://hl7.org/fhir/sid/icd-10",
+    "icd10cm": "http://hl7.org/fhir/sid/icd-10-cm", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "atc": "http://www.whocc.no/atc", "umls": "http://www.nlm.nih.gov/research/umls",
+    "loinc": "http://loinc.org", "mesh": "http://id.nlm.nih.gov/mesh",
+}
+# assertion -> (verificationStatus, clinicalStatus or None). clinicalStatus must be absent when refuted.
+CONDITION_STATUS = {
+    "present": ("confirmed", "active"),
+    "possible": ("provisional", "active"),
+    "historical": ("confirmed", "resolved"),
+    "absent": ("refuted", None),
+    "hypothetical": ("unconfirmed", None),
+    None: ("unconfirmed", "active"),  # patient-reported, assertion not assessed
+}
+MEDICATION_STATUS = {"present": "active", "historical": "completed", "absent": "not-taken", "possible": "unknown",
+                     "hypothetical": "intended", None: "unknown"}
+ENCOUNTER_PRIORITY = {
+    Urgency.EMERGENCY_AMBULANCE: ("EM", "emergency"), Urgency.EMERGENCY: ("EM", "emergency"),
+    Urgency.CONSULTATION_24: ("UR", "urgent"), Urgency.CONSULTATION: ("R", "routine"),
+    Urgency.SELF_CARE: ("EL", "elective"),
+}
+
+
+def _id(consultation: Consultation, *parts: object) -> str:
+    # Stable ids: exporting the same consultation twice gives the same resource ids.
+    return str(uuid.uuid5(consultation.id, "/".join(str(p) for p in parts)))
+
+
+def _ref(resource: dict[str, Any]) -> dict[str, str]:
+    return {"reference": f"urn:uuid:{resource['id']}"}
+
+
+def _concept(entry: RecordEntry) -> dict[str, Any]:
+    concept: dict[str, Any] = {"text": entry.text}
+    codings = []
+    for code in entry.codes:
+        system = CODE_SYSTEMS.get(code["system"].replace(" ", "").lower(), code["system"])
+        coding = {"code": code["code"]}
+        if ":" in system:  # FHIR wants a URI; an unknown bare name is left out rather than guessed
+            coding["system"] = system
+        codings.append(coding)
+    if codings:
+        concept["coding"] = codings
+    return concept
+
+
+def _note(entry: RecordEntry) -> list[dict[str, str]]:
+    parts = [f"assertion: {entry.assertion}"] if entry.assertion else []
+    parts += [f"{key}: {value}" for key, value in sorted(entry.attributes.items())
+              if key != "assertion" and isinstance(value, (str, int, float))]
+    parts.append("reviewed by a clinician" if entry.reviewed else "not yet reviewed by a clinician")
+    return [{"text": "; ".join(parts)}]
+
+
+def _instant(value) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
+    consultation = case.consultation
+    reviewed = getattr(consultation, "review", None) is not None
+    patient = {
+        "resourceType": "Patient",
+        "id": _id(consultation, "Patient"),
+        "identifier": [{"system": CONSULTATION_SYSTEM, "value": str(consultation.id)}],
+    }
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": _id(consultation, "Encounter"),
+        "identifier": [{"system": CONSULTATION_SYSTEM, "value": str(consultation.id)}],
+        "status": "finished" if consultation.status == Consultation.Status.CLOSED else "in-progress",
+        "class": {"system": ACT_CODE, "code": "VR", "display": "virtual"},
+        "subject": _ref(patient),
+        "period": {"start": _instant(consultation.created_at)},
+    }
+    if consultation.status == Consultation.Status.CLOSED:
+        encounter["period"]["end"] = _instant(consultation.updated_at)
+    if consultation.urgency in ENCOUNTER_PRIORITY:
+        code, display = ENCOUNTER_PRIORITY[consultation.urgency]
+        encounter["priority"] = {
+            "coding": [{"system": ACT_PRIORITY, "code": code, "display": display}],
+            "text": Urgency(consultation.urgency).label,
+        }
+    resources: list[dict[str, Any]] = [patient, encounter]
+
+    for index, entry in enumerate(case.record["diseases"]):
+        if entry.assertion == "family":
+            continue
+        verification, clinical = CONDITION_STATUS.get(entry.assertion, CONDITION_STATUS[None])
+        condition: dict[str, Any] = {
+            "resourceType": "Condition",
+            "id": _id(consultation, "Condition", index, entry.text),
+            "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": verification}]},
+            "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}],
+            "code": _concept(entry),
+            "subject": _ref(patient),
+            "encounter": _ref(encounter),
+            "note": _note(entry),
+        }
+        if clinical:
+            condition["clinicalStatus"] = {"coding": [{"system": CONDITION_CLINICAL, "code": clinical}]}
+        resources.append(condition)
+
+    for index, entry in enumerate(case.record["symptoms"]):
+        if entry.assertion == "family":
+            continue
+        resources.append({
+            "resourceType": "Observation",
+            "id": _id(consultation, "Observation", index, entry.text),
+            "status": "final" if reviewed else "preliminary",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
+            "code": _concept(entry),
+            "subject": _ref(patient),
+            "encounter": _ref(encounter),
+            # The patient reported it: present unless the assertion says otherwise.
+            "valueBoolean": entry.assertion not in {"absent", "hypothetical"},
+            "note": _note(entry),
+        })
+
+    for index, entry in enumerate(case.record["drugs"]):
+        if entry.assertion == "family":
+            continue
+        resources.append({
+            "resourceType": "MedicationStatement",
+            "id": _id(consultation, "MedicationStatement", index, entry.text),
+            "status": MEDICATION_STATUS.get(entry.assertion, "unknown"),
+            "medicationCodeableConcept": _concept(entry),
+            "subject": _ref(patient),
+            "context": _ref(encounter),
+            "informationSource": _ref(patient),
+            "note": _note(entry),
+        })
+
+    items = []
+    for question in case.questions:
+        item: dict[str, Any] = {"linkId": question.slot, "text": question.text}
+        if question.answer_text:
+            item["answer"] = [{"valueString": question.answer_text}]
+        items.append(item)
+    questionnaire_response: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": _id(consultation, "QuestionnaireResponse"),
+        "status": "completed" if consultation.status == Consultation.Status.CLOSED else "in-progress",
+        "subject": _ref(patient),
+        "encounter": _ref(encounter),
+        "authored": _instant(consultation.updated_at),
+        "source": _ref(patient),
+    }
+    if items:
+        questionnaire_response["item"] = items
+    resources.append(questionnaire_response)
+
+    return {
+        "resourceType": "Bundle",
+        "id": _id(consultation, "Bundle"),
+        "type": "collection",
+        "timestamp": _instant(timezone.now()),
+        "entry": [{"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource} for resource in resources],
+    }

@@ -1,0 +1,359 @@
+"""Clinician review of extracted entities: the reviewed view of a consultation, review actions with their
+audit trail, and the export of reviewed consultations as training documents.
+
+The extractor's Entity rows are never edited here (apart from mirroring the verdict in
+`Entity.review_status`): every correction lives in an EntityReview, so the model's original output is
+always available next to what the clinician made of it.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from consult.models import AuditEvent, Consultation, ConsultationReview, Entity, EntityReview, Message
+
+# What a clinician may annotate; also the `types` of exported documents, which tells training that every
+# mention of these types in the text was annotated (a missing one is a true negative).
+REVIEW_TYPES: tuple[str, ...] = ("SYMPTOM", "DISEASE", "DRUG", "ANATOMY", "DURATION", "SEVERITY")
+ASSERTIONS: tuple[str, ...] = ("present", "absent", "possible", "historical", "hypothetical", "family")
+PENDING = "pending"
+KEPT_STATUSES = frozenset({PENDING, EntityReview.Status.ACCEPTED, EntityReview.Status.CORRECTED,
+                           EntityReview.Status.ADDED})
+
+
+class ReviewError(ValueError):
+    """A review action that cannot be applied; the message is safe to show to the clinician."""
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One mention as the clinician sees it: the model's entity with any review applied, or an added one."""
+
+    key: str  # "e<entity id>" or "r<review id>": unique within a consultation
+    message_id: int
+    entity_id: int | None
+    review_id: int | None
+    status: str  # pending | accepted | rejected | corrected | added
+    type: str
+    start: int
+    end: int
+    text: str
+    assertion: str | None
+    score: float | None = None
+    model_version: str = ""
+    template_version: str = ""
+    attributes: dict | None = None
+    code: str | None = None
+    code_system: str | None = None
+    original: dict | None = None  # the model's values, when a clinician changed them
+
+    @property
+    def kept(self) -> bool:
+        return self.status in KEPT_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _entity_values(entity: Entity) -> dict[str, Any]:
+    return {"type": entity.type, "start": entity.start, "end": entity.end, "text": entity.text,
+            "assertion": entity.assertion}
+
+
+def _review_values(review: EntityReview) -> dict[str, Any]:
+    return {"type": review.type, "start": review.start, "end": review.end, "text": review.text,
+            "assertion": review.assertion}
+
+
+def annotation_build(*, entity: Entity | None, review: EntityReview | None) -> Annotation:
+    if entity is None and review is None:
+        raise ValueError("an annotation needs an entity or a review")
+    values = _review_values(review) if review is not None else _entity_values(entity)
+    original = None
+    if entity is not None and review is not None and _entity_values(entity) != values:
+        original = _entity_values(entity)
+    return Annotation(
+        key=f"e{entity.id}" if entity is not None else f"r{review.id}",
+        message_id=(entity or review).message_id,
+        entity_id=entity.id if entity is not None else None,
+        review_id=review.id if review is not None else None,
+        status=review.status if review is not None else PENDING,
+        score=round(entity.score, 4) if entity is not None else None,
+        model_version=entity.model_version if entity is not None else "",
+        template_version=entity.template_version if entity is not None else "",
+        attributes=(entity.attributes or None) if entity is not None else None,
+        code=entity.code if entity is not None else None,
+        code_system=entity.code_system if entity is not None else None,
+        original=original,
+        **values,
+    )
+
+
+def messages_with_annotations(*, consultation: Consultation) -> list[tuple[Message, list[Annotation]]]:
+    """Every message of the consultation, oldest first, each with its annotations in text order."""
+    messages = (
+        Message.objects.filter(consultation=consultation)
+        .order_by("created_at", "id")
+        .prefetch_related(
+            Prefetch("entities", queryset=Entity.objects.select_related("review").order_by("start", "end", "id")),
+            Prefetch("entity_reviews", queryset=EntityReview.objects.filter(entity__isnull=True)),
+        )
+    )
+    result = []
+    for message in messages:
+        annotations = []
+        for entity in message.entities.all():
+            # A missing reverse one-to-one raises an AttributeError subclass, which getattr turns into None.
+            review = getattr(entity, "review", None)
+            annotations.append(annotation_build(entity=entity, review=review))
+        annotations += [annotation_build(entity=None, review=review) for review in message.entity_reviews.all()]
+        annotations.sort(key=lambda a: (a.start, a.end, a.key))
+        result.append((message, annotations))
+    return result
+
+
+def consultation_annotations(*, consultation: Consultation) -> list[Annotation]:
+    return [a for _, annotations in messages_with_annotations(consultation=consultation) for a in annotations]
+
+
+# Highlighting -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextSegment:
+    text: str
+    annotations: tuple[Annotation, ...]  # those covering this stretch; outermost (earliest, longest) first
+
+
+def text_segments(*, text: str, annotations: Iterable[Annotation]) -> list[TextSegment]:
+    """Cut the text at every annotation boundary, so that overlapping mentions can all be highlighted in place
+    by a template that escapes every piece (no HTML is ever built from patient text)."""
+    annotations = [a for a in annotations if 0 <= a.start < a.end <= len(text)]
+    cuts = sorted({0, len(text), *(a.start for a in annotations), *(a.end for a in annotations)})
+    segments = []
+    for start, end in zip(cuts, cuts[1:]):
+        covering = tuple(sorted((a for a in annotations if a.start <= start and end <= a.end),
+                                key=lambda a: (a.start, -a.end, a.key)))
+        segments.append(TextSegment(text=text[start:end], annotations=covering))
+    return segments
+
+
+# Review actions -----------------------------------------------------------------------------------------
+
+
+def _actor_name(actor) -> str:
+    return actor.get_username() if actor is not None and getattr(actor, "is_authenticated", False) else ""
+
+
+def _audit_record(*, consultation_id: uuid.UUID, actor, action: str, entity: Entity | None = None,
+                  entity_review: EntityReview | None = None, before: dict | None, after: dict | None) -> AuditEvent:
+    return AuditEvent.objects.create(
+        consultation_id=consultation_id,
+        actor=actor if _actor_name(actor) else None,
+        actor_name=_actor_name(actor),
+        action=action,
+        entity=entity,
+        entity_review=entity_review,
+        before=before,
+        after=after,
+    )
+
+
+def _snapshot(*, entity: Entity | None, review: EntityReview | None) -> dict[str, Any] | None:
+    if review is not None:
+        return {"status": review.status, **_review_values(review)}
+    if entity is not None:
+        return {"status": PENDING, **_entity_values(entity)}
+    return None
+
+
+def _status_compute(*, entity: Entity | None, values: dict[str, Any]) -> str:
+    if entity is None:
+        return EntityReview.Status.ADDED
+    return EntityReview.Status.ACCEPTED if _entity_values(entity) == values else EntityReview.Status.CORRECTED
+
+
+def _values_validate(*, message: Message, type: str, start: int, end: int, assertion: str | None) -> dict[str, Any]:
+    if message.role != Message.Role.PATIENT:
+        raise ReviewError("Only the patient's messages are annotated.")
+    if type not in REVIEW_TYPES:
+        raise ReviewError(f"Unknown entity type {type!r}; choose one of {', '.join(REVIEW_TYPES)}.")
+    if assertion is not None and assertion not in ASSERTIONS:
+        raise ReviewError(f"Unknown assertion {assertion!r}; choose one of {', '.join(ASSERTIONS)}.")
+    try:
+        start, end = int(start), int(end)
+    except (TypeError, ValueError):
+        raise ReviewError("Start and end must be whole numbers.") from None
+    if not 0 <= start < end <= len(message.text):
+        raise ReviewError(f"The span {start}-{end} is outside the message (0-{len(message.text)}).")
+    text = message.text[start:end]
+    if not text.strip():
+        raise ReviewError("The span covers only whitespace.")
+    if text != text.strip():
+        raise ReviewError("The span starts or ends with whitespace; move its boundaries onto the words.")
+    return {"type": type, "start": start, "end": end, "text": text, "assertion": assertion}
+
+
+def _entity_review_status_mirror(*, entity: Entity | None, status: str) -> None:
+    if entity is None:
+        return
+    mirrored = Entity.ReviewStatus.REJECTED if status == EntityReview.Status.REJECTED else Entity.ReviewStatus.ACCEPTED
+    Entity.objects.filter(pk=entity.pk).update(review_status=mirrored)
+
+
+def review_target_get(*, consultation: Consultation, entity_id: int | None = None,
+                      review_id: int | None = None) -> tuple[Entity | None, EntityReview | None]:
+    """The model entity and/or review row an action addresses, only within this consultation."""
+    if (entity_id is None) == (review_id is None):
+        raise ReviewError("Name exactly one of entity_id (a model mention) or review_id (an added mention).")
+    if entity_id is not None:
+        entity = (Entity.objects.select_related("message").filter(message__consultation=consultation, pk=entity_id)
+                  .first())
+        if entity is None:
+            raise ReviewError("No such entity in this consultation.")
+        return entity, EntityReview.objects.filter(entity=entity).first()
+    review = (EntityReview.objects.select_related("message")
+              .filter(message__consultation=consultation, pk=review_id, entity__isnull=True).first())
+    if review is None:
+        raise ReviewError("No such added mention in this consultation.")
+    return None, review
+
+
+def entity_review_apply(*, consultation: Consultation, actor, action: str, entity_id: int | None = None,
+                        review_id: int | None = None, type: str | None = None, start: int | None = None,
+                        end: int | None = None, assertion: str | None = UNSET) -> Annotation:
+    """Accept, reject or correct one mention (a model entity or an added one) and audit the change.
+
+    `correct` changes any of type, span and assertion; the values not given stay as they are. Accepting a
+    corrected mention keeps the correction. A change that changes nothing writes no audit event.
+    """
+    if action not in {"accept", "reject", "correct"}:
+        raise ReviewError(f"Unknown review action {action!r}.")
+    with transaction.atomic():
+        entity, review = review_target_get(consultation=consultation, entity_id=entity_id, review_id=review_id)
+        if review is not None:
+            review = EntityReview.objects.select_for_update().get(pk=review.pk)
+        message = (entity or review).message
+        before = _snapshot(entity=entity, review=review)
+        current = _review_values(review) if review is not None else _entity_values(entity)
+        if action == "correct":
+            values = _values_validate(
+                message=message,
+                type=current["type"] if type is None else type,
+                start=current["start"] if start is None else start,
+                end=current["end"] if end is None else end,
+                assertion=current["assertion"] if assertion is UNSET else assertion,
+            )
+        else:
+            values = current
+        status = EntityReview.Status.REJECTED if action == "reject" else _status_compute(entity=entity, values=values)
+        after = {"status": status, **values}
+        if after == before:
+            return annotation_build(entity=entity, review=review)
+        if review is None:
+            review = EntityReview(message=message, entity=entity)
+        for field, value in values.items():
+            setattr(review, field, value)
+        review.status = status
+        review.reviewed_by = actor if _actor_name(actor) else None
+        review.save()
+        _entity_review_status_mirror(entity=entity, status=status)
+        _audit_record(consultation_id=consultation.pk, actor=actor, action=f"entity_{action}", entity=entity,
+                      entity_review=review, before=before, after=after)
+    return annotation_build(entity=entity, review=review)
+
+
+def entity_add(*, consultation: Consultation, actor, message_id: int, type: str, start: int, end: int,
+               assertion: str | None = None) -> Annotation:
+    """Record a mention the model missed (selected by the clinician in a patient message)."""
+    message = Message.objects.filter(consultation=consultation, pk=message_id).first()
+    if message is None:
+        raise ReviewError("No such message in this consultation.")
+    values = _values_validate(message=message, type=type, start=start, end=end, assertion=assertion)
+    duplicate = (
+        EntityReview.objects.filter(message=message, entity__isnull=True, **values).exists()
+        or Entity.objects.filter(message=message, type=values["type"], start=values["start"], end=values["end"]).exists()
+    )
+    if duplicate:
+        raise ReviewError("This mention is already annotated; accept or correct it instead.")
+    with transaction.atomic():
+        review = EntityReview.objects.create(message=message, status=EntityReview.Status.ADDED,
+                                             reviewed_by=actor if _actor_name(actor) else None, **values)
+        _audit_record(consultation_id=consultation.pk, actor=actor, action="entity_add", entity_review=review,
+                      before=None, after={"status": review.status, **values})
+    return annotation_build(entity=None, review=review)
+
+
+def consultation_review_mark(*, consultation: Consultation, actor, reviewed: bool) -> ConsultationReview | None:
+    """Mark the consultation reviewed (or take the mark back); only reviewed ones are exported for training."""
+    with transaction.atomic():
+        existing = ConsultationReview.objects.select_for_update().filter(consultation=consultation).first()
+        if reviewed == (existing is not None):
+            return existing
+        if reviewed:
+            mark = ConsultationReview.objects.create(
+                consultation=consultation, reviewed_by=actor if _actor_name(actor) else None,
+                reviewed_at=timezone.now(),
+            )
+            _audit_record(consultation_id=consultation.pk, actor=actor, action="consultation_reviewed",
+                          before={"reviewed": False}, after={"reviewed": True})
+            return mark
+        existing.delete()
+        _audit_record(consultation_id=consultation.pk, actor=actor, action="consultation_unreviewed",
+                      before={"reviewed": True}, after={"reviewed": False})
+        return None
+
+
+def audit_events_get(*, consultation: Consultation) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(consultation=consultation).order_by("created_at", "id"))
+
+
+def audit_event_serialize(*, event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "action": event.action,
+        "actor": event.actor_name or None,
+        "entity_id": event.entity_id,
+        "review_id": event.entity_review_id,
+        "before": event.before,
+        "after": event.after,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+# Training export ----------------------------------------------------------------------------------------
+
+
+def reviewed_documents(*, types: tuple[str, ...] = REVIEW_TYPES) -> Iterator[dict[str, Any]]:
+    """Reviewed consultations as ner_engine JSON-lines documents, one per patient message.
+
+    Spans are what the clinician signed off: accepted, corrected and added mentions; rejected ones are left
+    out. A mention still pending in a consultation marked reviewed counts as accepted, because marking the
+    consultation reviewed means every mention was looked at.
+    """
+    consultations = Consultation.objects.filter(review__isnull=False).order_by("created_at", "id")
+    for consultation in consultations.iterator():
+        for message, annotations in messages_with_annotations(consultation=consultation):
+            if message.role != Message.Role.PATIENT:
+                continue
+            spans = sorted({(a.start, a.end, a.type) for a in annotations if a.kept and a.type in types})
+            yield {
+                "id": f"{consultation.id}-{message.id}",
+                "text": message.text,
+                "types": list(types),
+                "spans": [{"start": start, "end": end, "type": type_} for start, end, type_ in spans],
+            }

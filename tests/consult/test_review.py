@@ -1,0 +1,258 @@
+"""Review actions, their audit trail, the reviewed record and summary, and the FHIR export."""
+from __future__ import annotations
+
+import pytest
+
+from consult import case as case_module
+from consult import fhir, review
+from consult.models import AuditEvent, ConsultationReview, Entity, EntityReview, Message
+from review_helpers import FIRST, SECOND, case_create, user_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clinician(db):
+    return user_create(username="dr_who", role="clinician")
+
+
+@pytest.fixture
+def case(db):
+    return case_create()[0]
+
+
+def entity(consultation, text):
+    return Entity.objects.get(message__consultation=consultation, text=text)
+
+
+def first_message(consultation):
+    return consultation.messages.get(text=FIRST)
+
+
+def test_accept_records_review_and_audit_but_leaves_model_output(case, clinician):
+    headache = entity(case, "headache")
+    annotation = review.entity_review_apply(consultation=case, actor=clinician, action="accept", entity_id=headache.id)
+    assert annotation.status == "accepted"
+    event = AuditEvent.objects.get(consultation=case)
+    assert (event.actor, event.actor_name, event.action) == (clinician, "dr_who", "entity_accept")
+    assert event.before["status"] == "pending" and event.after["status"] == "accepted"
+    headache.refresh_from_db()
+    assert headache.review_status == "accepted" and headache.type == "SYMPTOM"
+    # Accepting twice changes nothing and writes nothing.
+    review.entity_review_apply(consultation=case, actor=clinician, action="accept", entity_id=headache.id)
+    assert AuditEvent.objects.filter(consultation=case).count() == 1
+
+
+def test_correct_type_span_and_assertion_keeps_original(case, clinician):
+    fever = entity(case, "fever")
+    start = FIRST.index("fever")
+    annotation = review.entity_review_apply(
+        consultation=case, actor=clinician, action="correct", entity_id=fever.id, type="DISEASE",
+        start=start, end=start + len("fever since Monday"), assertion="possible",
+    )
+    assert annotation.status == "corrected"
+    assert annotation.text == "fever since Monday"
+    assert annotation.original == {"type": "SYMPTOM", "start": start, "end": start + 5, "text": "fever",
+                                   "assertion": "present"}
+    fever.refresh_from_db()
+    assert (fever.type, fever.start, fever.end, fever.text, fever.assertion) == ("SYMPTOM", start, start + 5,
+                                                                                 "fever", "present")
+    event = AuditEvent.objects.get(consultation=case, action="entity_correct")
+    assert event.before["type"] == "SYMPTOM" and event.after["type"] == "DISEASE"
+    assert event.after["assertion"] == "possible"
+    # Correcting back to the model's values makes it a plain acceptance again.
+    again = review.entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=fever.id,
+                                       type="SYMPTOM", start=start, end=start + 5, assertion="present")
+    assert again.status == "accepted" and again.original is None
+
+
+def test_reject_then_accept_and_assertion_cleared(case, clinician):
+    drug = entity(case, "ibuprofen")
+    assert review.entity_review_apply(consultation=case, actor=clinician, action="reject",
+                                      entity_id=drug.id).status == "rejected"
+    drug.refresh_from_db()
+    assert drug.review_status == "rejected"
+    cleared = review.entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=drug.id,
+                                         assertion=None)
+    assert cleared.status == "corrected" and cleared.assertion is None
+    assert [e.action for e in review.audit_events_get(consultation=case)] == ["entity_reject", "entity_correct"]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"type": "BANANA"}, "Unknown entity type"),
+        ({"start": 0, "end": 10_000}, "outside the message"),
+        ({"start": 5, "end": 3}, "outside the message"),
+        ({"start": 1, "end": 7}, "whitespace"),
+        ({"assertion": "maybe"}, "Unknown assertion"),
+        ({"start": "x"}, "whole numbers"),
+    ],
+)
+def test_invalid_corrections_are_refused_without_audit(case, clinician, changes, message):
+    with pytest.raises(review.ReviewError, match=message):
+        review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+                                   entity_id=entity(case, "headache").id, **changes)
+    assert not AuditEvent.objects.exists()
+    assert not EntityReview.objects.exists()
+
+
+def test_actions_on_another_consultations_entity_are_refused(case, clinician):
+    other, _ = case_create()
+    with pytest.raises(review.ReviewError, match="No such entity"):
+        review.entity_review_apply(consultation=case, actor=clinician, action="accept",
+                                   entity_id=entity(other, "headache").id)
+    with pytest.raises(review.ReviewError, match="No such message"):
+        review.entity_add(consultation=case, actor=clinician, message_id=first_message(other).id, type="SYMPTOM",
+                          start=0, end=1)
+
+
+def test_add_missed_entity_then_reject_it(case, clinician):
+    second = case.messages.get(text=SECOND)
+    start = SECOND.index("stiff neck")
+    added = review.entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
+                              start=start, end=start + len("stiff neck"), assertion="present")
+    assert (added.status, added.text, added.entity_id) == ("added", "stiff neck", None)
+    with pytest.raises(review.ReviewError, match="already annotated"):
+        review.entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
+                          start=start, end=start + len("stiff neck"), assertion="present")
+    with pytest.raises(review.ReviewError, match="patient's messages"):
+        reply = case.messages.get(role=Message.Role.ASSISTANT)
+        review.entity_add(consultation=case, actor=clinician, message_id=reply.id, type="SYMPTOM", start=0, end=2)
+    rejected = review.entity_review_apply(consultation=case, actor=clinician, action="reject",
+                                          review_id=added.review_id)
+    assert rejected.status == "rejected"
+    restored = review.entity_review_apply(consultation=case, actor=clinician, action="accept",
+                                          review_id=added.review_id)
+    assert restored.status == "added"
+    assert [e.action for e in review.audit_events_get(consultation=case)] == [
+        "entity_add", "entity_reject", "entity_accept"]
+
+
+def test_mark_reviewed_and_unmark_are_audited(case, clinician):
+    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
+    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
+    assert ConsultationReview.objects.get(consultation=case).reviewed_by == clinician
+    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=False)
+    assert not ConsultationReview.objects.exists()
+    assert [e.action for e in review.audit_events_get(consultation=case)] == [
+        "consultation_reviewed", "consultation_unreviewed"]
+
+
+def test_text_segments_cover_text_and_overlaps():
+    annotations = [
+        review.Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="pending", type="SYMPTOM",
+                          start=0, end=10, text="chest pain", assertion=None),
+        review.Annotation(key="e2", message_id=1, entity_id=2, review_id=None, status="pending", type="ANATOMY",
+                          start=0, end=5, text="chest", assertion=None),
+    ]
+    segments = review.text_segments(text="chest pain now", annotations=annotations)
+    assert "".join(s.text for s in segments) == "chest pain now"
+    assert [(s.text, [a.key for a in s.annotations]) for s in segments] == [
+        ("chest", ["e1", "e2"]), (" pain", ["e1"]), (" now", [])]
+
+
+def test_case_record_triage_and_summary_follow_review(case, clinician):
+    second = case.messages.get(text=SECOND)
+    start = SECOND.index("stiff neck")
+    review.entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM", start=start,
+                      end=start + 10, assertion="present")
+    review.entity_review_apply(consultation=case, actor=clinician, action="reject",
+                               entity_id=entity(case, "ibuprofen").id)
+    view = case_module.case_get(consultation=case)
+    assert [e.text for e in view.record["symptoms"]] == ["headache", "fever", "chest pain", "stiff neck"]
+    assert view.record["drugs"] == []
+    assert view.record["symptoms"][1].attributes == {"duration": "since Monday"}
+    assert [s.rule_id for s in view.red_flags] == ["rf_meningitis_signs"]
+    assert view.urgency_reasons == ["Fever with a stiff neck"]
+    [question] = view.questions
+    assert question.slot == "conditions" and question.answer_text == SECOND and question.value == "asthma"
+    lines = view.summary_text.splitlines()
+    assert lines[0] == "Chief complaint: headache, fever"
+    assert "Denies: chest pain." in lines[1] and "Conditions: asthma." in lines[1]
+    assert lines[2] == "Medications: not stated"
+    assert lines[3] == "Red flags: Fever with a stiff neck"
+    data = case_module.case_serialize(case=view)
+    assert [a["action"] for a in data["audit"]] == ["entity_add", "entity_reject"]
+
+
+def test_case_list_orders_by_urgency_and_filters(clinician):
+    calm, _ = case_create(urgency="self_care")
+    unassessed, _ = case_create(urgency=None)
+    ambulance, _ = case_create(urgency="emergency_ambulance")
+    urgent, _ = case_create(urgency="consultation_24", closed=True)
+    review.consultation_review_mark(consultation=urgent, actor=clinician, reviewed=True)
+    ordered = list(case_module.consultation_list())
+    assert ordered == [ambulance, urgent, calm, unassessed]
+    assert ordered[0].red_flag_count == 1
+    filters = case_module.CaseFilters
+    assert list(case_module.consultation_list(filters=filters(reviewed=True))) == [urgent]
+    assert list(case_module.consultation_list(filters=filters(status="closed"))) == [urgent]
+    assert list(case_module.consultation_list(filters=filters(urgency="self_care"))) == [calm]
+    assert len(case_module.consultation_list(filters=filters(reviewed=False))) == 3
+
+
+# FHIR ------------------------------------------------------------------------------------------------
+
+
+def fhir_validate(bundle: dict):
+    from fhir.resources.R4B.bundle import Bundle
+
+    return Bundle.model_validate(bundle)
+
+
+def test_fhir_bundle_validates_and_maps_assertions(case, clinician):
+    review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+                               entity_id=entity(case, "asthma").id, assertion="possible")
+    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=case))
+    parsed = fhir_validate(bundle)
+    assert parsed.type == "collection"
+    by_type: dict[str, list] = {}
+    for item in bundle["entry"]:
+        by_type.setdefault(item["resource"]["resourceType"], []).append(item["resource"])
+    assert sorted(by_type) == ["Condition", "Encounter", "MedicationStatement", "Observation", "Patient",
+                               "QuestionnaireResponse"]
+    [condition] = by_type["Condition"]
+    assert condition["code"]["text"] == "asthma"
+    assert condition["verificationStatus"]["coding"][0]["code"] == "provisional"
+    observations = {o["code"]["text"]: o for o in by_type["Observation"]}
+    assert observations["chest pain"]["valueBoolean"] is False
+    assert observations["headache"]["valueBoolean"] is True
+    assert observations["headache"]["status"] == "preliminary"
+    [medication] = by_type["MedicationStatement"]
+    assert medication["status"] == "active"
+    assert medication["medicationCodeableConcept"]["coding"] == [
+        {"code": "5640", "system": "http://www.nlm.nih.gov/research/umls/rxnorm"}]
+    [response] = by_type["QuestionnaireResponse"]
+    assert response["item"] == [{"linkId": "conditions", "text": response["item"][0]["text"],
+                                 "answer": [{"valueString": SECOND}]}]
+    patient_ref = {"reference": f"urn:uuid:{by_type['Patient'][0]['id']}"}
+    assert all(r["subject"] == patient_ref for r in by_type["Condition"] + by_type["Observation"])
+    assert by_type["Encounter"][0]["priority"]["coding"][0]["code"] == "UR"
+
+
+def test_fhir_refuted_condition_has_no_clinical_status_and_family_is_left_out(case, clinician):
+    review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+                               entity_id=entity(case, "asthma").id, assertion="absent")
+    review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+                               entity_id=entity(case, "headache").id, assertion="family")
+    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
+    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=case))
+    fhir_validate(bundle)
+    resources = [item["resource"] for item in bundle["entry"]]
+    [condition] = [r for r in resources if r["resourceType"] == "Condition"]
+    assert condition["verificationStatus"]["coding"][0]["code"] == "refuted"
+    assert "clinicalStatus" not in condition
+    observations = [r for r in resources if r["resourceType"] == "Observation"]
+    assert "headache" not in [o["code"]["text"] for o in observations]
+    assert {o["status"] for o in observations} == {"final"}
+
+
+def test_fhir_bundle_of_an_empty_consultation_validates(db):
+    from consult import services
+
+    consultation, _ = services.consultation_create()
+    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=consultation))
+    fhir_validate(bundle)
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient", "Encounter",
+                                                                        "QuestionnaireResponse"]
