@@ -1,8 +1,7 @@
-"""Fixtures for the web app's unit tests: real database, real Redis broker (a dedicated db number),
-in-memory channel layer. No worker runs here; tests assert what was stored and published."""
+"""Fixtures for the web app's unit tests: real database, real Redis broker (a dedicated db number of
+the session's Redis, see `test_redis_url` in tests/conftest.py), in-memory channel layer. No worker runs
+here; tests assert what was stored and published."""
 from __future__ import annotations
-
-import os
 
 import pytest
 from channels.layers import channel_layers
@@ -10,23 +9,21 @@ from django.core.cache import cache
 
 from consult import services
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
 
 @pytest.fixture(scope="session", autouse=True)
-def celery_broker_for_tests():
+def celery_broker_for_tests(test_redis_url):
     """Publish to a Redis database of its own, so that a developer's running worker never picks up
     tasks for rows that exist only in the test database."""
     from consult.celery import app
 
     # Celery reads Django's CELERY_-prefixed names (config_from_object namespace), so set that one.
-    app.conf.update(CELERY_BROKER_URL=TEST_REDIS_URL)
-    assert app.conf.broker_url == TEST_REDIS_URL
+    app.conf.update(CELERY_BROKER_URL=test_redis_url)
+    assert app.conf.broker_url == test_redis_url
     yield app
     try:
         import redis
 
-        redis.Redis.from_url(TEST_REDIS_URL).delete("ner")
+        redis.Redis.from_url(test_redis_url).delete("ner")
     except Exception:
         pass
 
