@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -249,7 +248,3 @@ def pytest_runtest_makereport(item, call):
         if system is not None:
             item.add_report_section("call", "system logs", system.logs())
 
-
-def chromium_path() -> str | None:
-    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-    return path if os.path.exists(path) and os.access(path, os.X_OK) else shutil.which("chromium")

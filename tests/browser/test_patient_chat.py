@@ -1,0 +1,57 @@
+"""A patient in a real browser: Debian's Chromium driven by Playwright, against the live system (Daphne,
+a real Celery worker with the real NER model, Redis). Playwright never downloads a browser here.
+
+The screenshot goes to test-results/patient-chat.png; with UPDATE_SCREENSHOTS=1 it is also copied to
+docs/screenshots/patient-chat.png (the one the README shows).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+
+from consult.launcher import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+PATIENT_TEXT = "I've had a headache and fever for two days, no medications"
+TIMEOUT_MS = 120_000
+
+
+def test_patient_describes_symptoms_and_sees_record_and_follow_up_question(system, page):
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(system.base_url + "/")
+    page.click("#start-button")
+    # The chat page's address carries the patient token in its fragment.
+    page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}/#.+"))
+    page.wait_for_selector("#connection-status[data-state='online']", timeout=30_000)
+
+    composer = page.locator("#message-input")
+    composer.fill(PATIENT_TEXT)
+    composer.press("Enter")
+
+    # The patient's message shows at once, then the worker's result arrives over the websocket.
+    page.wait_for_selector(".message.patient", timeout=10_000)
+    page.wait_for_selector("#record-symptoms li.record__item", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".message.assistant:not(.message--intro)", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".message.patient[data-status='processed'] mark.entity", timeout=TIMEOUT_MS)
+
+    symptoms = [text.strip().lower() for text in page.locator("#record-symptoms li.record__item").all_inner_texts()]
+    assert any("headache" in s or "fever" in s for s in symptoms), symptoms
+    reply = page.locator(".message.assistant:not(.message--intro)").last.inner_text()
+    assert reply.strip(), "the assistant's follow-up is shown"
+    assert page.locator("#composer-error").inner_text() == ""
+    assert errors == [], errors
+
+    results = ROOT / "test-results"
+    results.mkdir(exist_ok=True)
+    screenshot = results / "patient-chat.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        target = ROOT / "docs" / "screenshots" / "patient-chat.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot, target)
