@@ -119,3 +119,45 @@ def default_templates() -> dict[str, dict[str, Any]]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return {}
+
+
+def texts_extract(*, texts: list[str]) -> list[ExtractionResult]:
+    """Several texts in one batched call (the integrators' extraction API)."""
+    extractor = extractor_get()
+    found = extractor.extract(list(texts))
+    model_version = str(getattr(extractor, "model_version", "") or "")
+    template_version = str(getattr(extractor, "template_version", "") or "")
+    return [
+        ExtractionResult(
+            entities=[
+                {"start": int(e.start), "end": int(e.end), "type": str(e.type), "text": str(e.text),
+                 "score": float(e.score), "attributes": dict(e.attributes or {})}
+                for e in entities
+            ],
+            model_version=model_version,
+            template_version=template_version,
+        )
+        for entities in found
+    ]
+
+
+_template_tokenizer: Any = None
+
+
+def template_tokenizer() -> Any | None:
+    """The extractor's tokenizer, for checking an edited template's length in tokens; None when the model
+    is not installed here. Loads only the tokenizer (not torch weights) when no extractor is loaded yet."""
+    global _template_tokenizer
+    if _extractor is not None:
+        return getattr(_extractor, "tokenizer", None)
+    if _template_tokenizer is None and model_unavailable_reason() is None:
+        try:
+            from ner_engine.backbones import tokenizer_load
+            from ner_engine.extractor import model_dir_resolve
+
+            config = json.loads((model_dir_resolve(settings.NER_MODEL) / "config.json").read_text())
+            _template_tokenizer = tokenizer_load(config["backbone"])
+        except Exception:
+            logger.exception("Could not load the tokenizer to check prompt template lengths")
+            return None
+    return _template_tokenizer

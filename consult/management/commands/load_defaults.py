@@ -20,7 +20,14 @@ CLINICIAN_PERMISSIONS = [
     "view_entity",
     "change_entity",  # review status of extracted mentions
     "view_prompttemplate",
+    "view_entityreview",
+    "view_auditevent",
+    "view_consultationreview",
+    "view_triageruleentry",
+    "view_nermodelcard",
 ]
+# Accounts of systems that call POST /api/extract with a DRF token; they see no consultations.
+INTEGRATOR_GROUP = "integrator"
 
 DEMO_ACCOUNTS = [
     # username, password env var, superuser
@@ -38,6 +45,8 @@ class Command(BaseCommand):
         group.permissions.set(
             Permission.objects.filter(content_type__app_label="consult", codename__in=CLINICIAN_PERMISSIONS)
         )
+
+        Group.objects.get_or_create(name=INTEGRATOR_GROUP)
 
         User = get_user_model()
         for username, password_env, superuser in DEMO_ACCOUNTS:
