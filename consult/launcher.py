@@ -17,6 +17,8 @@ Environment: everything in consult/settings.py, plus
                                    demo account passwords; without them a password is generated once
                                    per checkout and kept in var/demo_logins.json (mode 0600)
 
+Each worker runs inference with one torch thread (OMP_NUM_THREADS=1 unless set; see worker_env).
+
 The helpers (free_port, redis_command, worker_command, web_command, Supervisor, ...) are shared with
 the integration tests (tests/conftest.py) and bench/e2e_latency.py, so that those start the system
 exactly as `make run` does.
@@ -152,6 +154,19 @@ def worker_command(*, name: str = "ner", loglevel: str = "info", concurrency_poo
     ]
 
 
+def worker_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The worker's environment: one torch thread per worker process unless OMP_NUM_THREADS says otherwise.
+
+    Inference of one short message gains little from a second thread, and threads that share busy cores
+    with the web server (or another worker) spin and wait: measured on a loaded 2-core machine, 2 threads
+    took 2.5-6 s per message where 1 thread took ~0.2 s. Scale with more worker processes instead.
+    """
+    worker = dict(env)
+    worker.setdefault("OMP_NUM_THREADS", "1")
+    worker.setdefault("MKL_NUM_THREADS", worker["OMP_NUM_THREADS"])
+    return worker
+
+
 def web_command(*, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "consult.asgi:application"]
 
@@ -172,6 +187,27 @@ def http_wait(url: str, *, timeout: float = 60.0, alive: Callable[[], bool] = la
             last_error = exc
         time.sleep(0.1)
     raise LaunchError(f"{url} did not answer within {timeout:.0f} s ({last_error!r})")
+
+
+def log_wait(path: Path, marker: bytes, *, offset: int = 0, timeout: float = 240.0,
+             alive: Callable[[], bool] = lambda: True) -> None:
+    """Return once `marker` appears in the file at `path` after byte `offset` (e.g. Celery's " ready.")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise LaunchError(f"the process writing {path} exited before it logged {marker.decode()!r}")
+        try:
+            with open(path, "rb") as log:
+                log.seek(offset)
+                if marker in log.read():
+                    return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.2)
+    raise LaunchError(f"{path} did not show {marker.decode()!r} within {timeout:.0f} s")
+
+
+WORKER_READY = b" ready."
 
 
 def model_missing_reason(env: Mapping[str, str]) -> str | None:
@@ -350,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             say(f"WARNING: {missing}. Messages will be stored but fail to process until the model exists "
                 "(train it with `python -m ner_engine train`, or set NER_MODEL).")
-        supervisor.start("worker", worker_command(), env=env)
+        supervisor.start("worker", worker_command(), env=worker_env(env))
         web = supervisor.start("web", web_command(host=args.host, port=args.port), env=env)
         http_wait(site_url, timeout=60, alive=lambda: web.poll() is None and not stop_requested.is_set())
     except (LaunchError, subprocess.CalledProcessError) as exc:

@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -28,15 +27,19 @@ import pytest
 
 from consult.launcher import (
     ROOT,
+    WORKER_READY,
+    LaunchError,
     Supervisor,
     free_port,
     http_wait,
+    log_wait,
     manage_command,
     redis_command,
     redis_url_with_db,
     redis_wait,
     web_command,
     worker_command,
+    worker_env,
 )
 
 WORKER_START_TIMEOUT_S = float(os.environ.get("TEST_WORKER_START_TIMEOUT_S", "240"))
@@ -130,19 +133,15 @@ class LiveSystem:
         if self.worker_running():
             return
         offset = self.worker_log.stat().st_size if self.worker_log.exists() else 0
-        self.worker = self.supervisor.start("worker", worker_command(name="itest"), env=self.env,
+        self.worker = self.supervisor.start("worker", worker_command(name="itest"), env=worker_env(self.env),
                                             log_path=self.worker_log)
         # The model loads in worker_process_init, before the worker reports ready.
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.worker.poll() is not None:
-                raise RuntimeError(f"the Celery worker exited with {self.worker.returncode}\n{self.logs()}")
-            with open(self.worker_log, "rb") as log:
-                log.seek(offset)
-                if b" ready." in log.read():
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"the Celery worker was not ready after {WORKER_START_TIMEOUT_S:.0f} s\n{self.logs()}")
+        worker = self.worker
+        try:
+            log_wait(self.worker_log, WORKER_READY, offset=offset, timeout=WORKER_START_TIMEOUT_S,
+                     alive=lambda: worker.poll() is None)
+        except LaunchError as exc:
+            raise RuntimeError(f"the Celery worker did not start: {exc}\n{self.logs()}") from None
 
     def worker_stop(self) -> None:
         if self.worker is not None:

