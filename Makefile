@@ -1,25 +1,37 @@
-# Two commands a newcomer needs: `make run` and `make test`.
-PYTHON ?= python3.11
+# Two commands a newcomer needs: `make run` and `make test`. Both create .venv and install the
+# requirements first (once, and again whenever requirements.txt changes).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
 
-.PHONY: run test install browsers clean
+.PHONY: run test install bench-e2e clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' \
+		|| echo "warning: $(PYTHON) is not Python 3.11; the pinned requirements are tested with 3.11"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) \
+		|| { echo "python -m venv failed (Debian: apt-get install python3.11-venv); trying virtualenv"; \
+		     rm -rf $(VENV) && $(PYTHON) -m pip install --quiet --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# Migrate, load defaults, start Redis (embedded unless REDIS_URL), a Celery worker and Daphne; Ctrl-C stops all.
 run: install
 	$(PY) -m consult.launcher
 
+# The whole suite; it starts the Redis, worker and web server it needs. Extra pytest arguments: PYTEST_ARGS=...
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# End-to-end latency: 10 concurrent patients over websockets against a system it starts itself.
+bench-e2e: install
+	$(PY) bench/e2e_latency.py
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache test-results
