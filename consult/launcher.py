@@ -422,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("Stopping…")
     supervisor.stop()
     say("Stopped.")
-    return 0 if exited is None else (code or 1)
+    return 0 if exited is None else (code if code > 0 else 1)
 
 
 if __name__ == "__main__":
