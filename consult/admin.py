@@ -109,11 +109,7 @@ class PromptTemplateForm(forms.ModelForm):
                 soft_prompt_length=cleaned.get("soft_prompt_length", 0),
             )
         except TemplateError as error:
-            message = str(error)
-            field = ("anchor_words" if "anchor" in message.lower() and "placeholder" not in message
-                     else "soft_prompt_length" if "soft prompt" in message
-                     else "entity_type" if "entity type" in message.lower() else "text")
-            raise ValidationError({field: message}) from None
+            raise ValidationError({prompt_templates.template_error_field(error=error): str(error)}) from None
         return cleaned
 
 

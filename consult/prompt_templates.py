@@ -46,6 +46,18 @@ def prompt_template_validate(*, entity_type: str, text: str, anchor_words: Any, 
                                 f"{MAX_TEMPLATE_TOKENS - template.soft_prompt_length} tokens leave room for the text")
 
 
+def template_error_field(*, error: TemplateError) -> str:
+    """The form field a TemplateError is about, so that forms show it next to the right input."""
+    message = str(error).lower()
+    if "entity type" in message or "exists already" in message:
+        return "entity_type"
+    if "anchor" in message and "placeholder" not in message:
+        return "anchor_words"
+    if "soft prompt" in message:
+        return "soft_prompt_length"
+    return "text"
+
+
 def _actor_name(actor) -> str:
     return actor.get_username() if actor is not None and getattr(actor, "is_authenticated", False) else ""
 
@@ -72,7 +84,7 @@ def prompt_template_save(*, template: PromptTemplate | None, actor, entity_type:
         if template is None or template.pk is None:
             template = PromptTemplate(entity_type=entity_type or (template.entity_type if template else ""))
             if PromptTemplate.objects.filter(entity_type=template.entity_type).exists():
-                raise TemplateError(f"A template for {template.entity_type} exists already; edit that one.")
+                raise TemplateError(f"A template for entity type {template.entity_type} exists already; edit that one.")
             created = True
         else:
             template = PromptTemplate.objects.select_for_update().get(pk=template.pk)

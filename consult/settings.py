@@ -20,6 +20,9 @@ MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default
 MESSAGE_PROCESS_MAX_RETRIES  Retries (exponential backoff) before a message is marked failed (default 3).
 WEBSOCKET_AUTH_TIMEOUT_S  Seconds a websocket may stay open without a valid auth frame (default 15).
 CONSULTATION_CREATE_RATE  DRF throttle rate for starting consultations per client (default 30/hour).
+CLINICIAN_API_RATE      DRF throttle rate per clinician for the case/template API (default 2000/hour).
+EXTRACT_API_RATE        DRF throttle rate per account for POST /api/extract (default 120/hour).
+EXTRACT_MAX_TEXTS       Most texts one POST /api/extract may send (default 16; each at most MESSAGE_MAX_CHARS).
 SECURE_COOKIES          "1" marks session/CSRF cookies Secure (default: on in production).
 SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, SECURE_PROXY_SSL_HEADER  HTTPS hardening behind a proxy.
 """
@@ -102,6 +105,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "consult.apps.ConsultConfig",
 ]
 
@@ -247,9 +253,28 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_THROTTLE_RATES": {
         "consultation_create": os.environ.get("CONSULTATION_CREATE_RATE", "30/hour"),
+        "clinician": os.environ.get("CLINICIAN_API_RATE", "2000/hour"),
+        "extract": os.environ.get("EXTRACT_API_RATE", "120/hour"),
     },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Consultation assistant API",
+    "DESCRIPTION": "Patients (Bearer patient token), clinicians (session or Token), integrators (Token).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Clinician workspace and integrators' extraction API.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "clinician-dashboard"
+LOGOUT_REDIRECT_URL = "login"
+EXTRACT_MAX_TEXTS = int(os.environ.get("EXTRACT_MAX_TEXTS", "16"))
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from consult import extraction
+# Accounts of systems that call POST /api/extract with a DRF token; they see no consultations.
+from consult.access import INTEGRATOR_GROUP
 from consult.models import PromptTemplate
 
 CLINICIAN_PERMISSIONS = [
@@ -26,8 +28,6 @@ CLINICIAN_PERMISSIONS = [
     "view_triageruleentry",
     "view_nermodelcard",
 ]
-# Accounts of systems that call POST /api/extract with a DRF token; they see no consultations.
-INTEGRATOR_GROUP = "integrator"
 
 DEMO_ACCOUNTS = [
     # username, password env var, superuser

@@ -1,0 +1,123 @@
+"""Input validation of the clinician, template and extraction endpoints; business rules live in services."""
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from consult import prompt_templates, review
+from consult.models import Consultation, PromptTemplate, PromptTemplateVersion, Urgency
+from ner_engine.triplets import TemplateError
+
+
+class CaseFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Consultation.Status.choices, required=False)
+    urgency = serializers.ChoiceField(choices=Urgency.choices, required=False)
+    reviewed = serializers.BooleanField(required=False, allow_null=True, default=None)
+    created_from = serializers.DateField(required=False)
+    created_to = serializers.DateField(required=False)
+
+
+class CaseListItemSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    urgency = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    red_flag_count = serializers.IntegerField()
+    patient_message_count = serializers.IntegerField()
+    reviewed = serializers.SerializerMethodField()
+
+    def get_reviewed(self, consultation) -> bool:
+        return getattr(consultation, "review", None) is not None
+
+
+class ReviewActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["accept", "reject", "correct", "add"])
+    entity_id = serializers.IntegerField(required=False, help_text="A model mention (accept/reject/correct).")
+    review_id = serializers.IntegerField(required=False, help_text="A clinician-added mention.")
+    message_id = serializers.IntegerField(required=False, help_text="The patient message (add).")
+    type = serializers.ChoiceField(choices=review.REVIEW_TYPES, required=False)
+    start = serializers.IntegerField(min_value=0, required=False)
+    end = serializers.IntegerField(min_value=0, required=False)
+    assertion = serializers.ChoiceField(choices=review.ASSERTIONS, required=False, allow_null=True)
+
+    def validate(self, data):
+        if data["action"] == "add":
+            missing = [name for name in ("message_id", "type", "start", "end") if name not in data]
+            if missing:
+                raise serializers.ValidationError({name: "Required to add a mention." for name in missing})
+        elif ("entity_id" in data) == ("review_id" in data):
+            raise serializers.ValidationError("Give exactly one of entity_id or review_id.")
+        return data
+
+
+class ReviewedSerializer(serializers.Serializer):
+    reviewed = serializers.BooleanField()
+
+
+class PromptTemplateSerializer(serializers.ModelSerializer):
+    anchor_words = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+
+    class Meta:
+        model = PromptTemplate
+        fields = ("id", "entity_type", "text", "anchor_words", "soft_prompt_length", "is_active", "version",
+                  "updated_at")
+        read_only_fields = ("version", "updated_at")
+
+    def validate_entity_type(self, value: str) -> str:
+        if self.instance is not None and value != self.instance.entity_type:
+            raise serializers.ValidationError("The entity type of a template cannot change.")
+        return value
+
+    def _save(self, template, validated_data):
+        entity_type = validated_data.pop("entity_type", None)
+        try:
+            return prompt_templates.prompt_template_save(
+                template=template, actor=self.context["request"].user, entity_type=entity_type, **validated_data
+            )
+        except TemplateError as error:
+            raise serializers.ValidationError({prompt_templates.template_error_field(error=error): [str(error)]}) from None
+
+    def create(self, validated_data):
+        return self._save(None, validated_data)
+
+    def update(self, instance, validated_data):
+        return self._save(instance, validated_data)
+
+
+class PromptTemplateVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PromptTemplateVersion
+        fields = ("version", "text", "anchor_words", "soft_prompt_length", "is_active", "changed_by_name",
+                  "changed_at", "note")
+
+
+class RevertSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+class ExtractRequestSerializer(serializers.Serializer):
+    texts = serializers.ListField(
+        child=serializers.CharField(allow_blank=False, max_length=settings.MESSAGE_MAX_CHARS),
+        min_length=1,
+        max_length=settings.EXTRACT_MAX_TEXTS,
+    )
+
+
+class ExtractedEntitySerializer(serializers.Serializer):
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+    type = serializers.CharField()
+    text = serializers.CharField()
+    score = serializers.FloatField()
+    attributes = serializers.DictField()
+
+
+class ExtractResultSerializer(serializers.Serializer):
+    entities = ExtractedEntitySerializer(many=True)
+
+
+class ExtractResponseSerializer(serializers.Serializer):
+    model_version = serializers.CharField()
+    template_version = serializers.CharField()
+    results = ExtractResultSerializer(many=True)
