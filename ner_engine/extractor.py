@@ -70,7 +70,8 @@ class Extractor:
     """Thread-safe inference: every (text, type) query of a call runs in the same batched forward passes."""
 
     def __init__(self, model: PromptBioMRC, templates: Mapping[str, QueryTemplate], *, device: str = "cpu",
-                 model_version: str = "unversioned", batch_size: int = 64, threshold: float = 0.5) -> None:
+                 model_version: str = "unversioned", batch_size: int = 64, threshold: float = 0.5,
+                 context: bool = True) -> None:
         config = model.config
         self.model = model
         self.device = device
@@ -82,6 +83,12 @@ class Extractor:
         self.builder = TripletBuilder(self.tokenizer, templates, config.entity_types, prompt_mode=config.prompt_mode,
                                       max_length=config.max_length, window_overlap=config.window_overlap)
         self._lock = threading.Lock()
+        # Clinical context (assertion, attributes, codes) per entity; vocabularies load lazily, once.
+        self.context = None
+        if context:
+            from ner_engine.context import ContextPipeline
+
+            self.context = ContextPipeline()
 
     @classmethod
     def load(cls, model: str | Path = "default", *, device: str = "auto", **kwargs) -> "Extractor":
@@ -131,5 +138,9 @@ class Extractor:
             candidates = triplets_predict(self.model, triplets, len(texts), batch_size=self.batch_size,
                                           device=self.device, pad_id=self.tokenizer.pad_token_id or 0,
                                           threshold=self.threshold)
-        return [[Entity(c.start, c.end, c.type, text[c.start : c.end], round(c.score, 4)) for c in found]
-                for text, found in zip(texts, candidates)]
+        results = [[Entity(c.start, c.end, c.type, text[c.start : c.end], round(c.score, 4)) for c in found]
+                   for text, found in zip(texts, candidates)]
+        if self.context is not None:
+            for text, entities in zip(texts, results):
+                self.context.contextualise(text, entities)
+        return results
