@@ -1,7 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from consult import views
+from consult import clinician_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -9,4 +10,17 @@ urlpatterns = [
     path("c/<uuid:consultation_id>/", views.consultation_chat, name="consultation-chat"),
     path("api/", include("consult.api.urls")),
     path("admin/", admin.site.urls),
+    # Clinician workspace
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("clinician/", clinician_views.dashboard, name="clinician-dashboard"),
+    path("clinician/consultations/<uuid:consultation_id>/", clinician_views.case_detail, name="clinician-case"),
+    path("clinician/consultations/<uuid:consultation_id>/review/", clinician_views.case_review,
+         name="clinician-case-review"),
+    path("clinician/consultations/<uuid:consultation_id>/reviewed/", clinician_views.case_reviewed,
+         name="clinician-case-reviewed"),
+    path("clinician/consultations/<uuid:consultation_id>/summary/", clinician_views.case_summary,
+         name="clinician-case-summary"),
+    path("clinician/consultations/<uuid:consultation_id>/fhir.json", clinician_views.case_fhir,
+         name="clinician-case-fhir"),
 ]
