@@ -26,8 +26,10 @@ run: install
 	$(PY) -m consult.launcher
 
 # The whole suite; it starts the Redis, worker and web server it needs. Extra pytest arguments: PYTEST_ARGS=...
+# pytest's own exit code is kept in test-results/pytest-exit-code (make itself exits 2 on any failure).
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@mkdir -p test-results && rm -f test-results/pytest-exit-code
+	$(PY) -m pytest $(PYTEST_ARGS); code=$$?; echo $$code > test-results/pytest-exit-code; exit $$code
 
 # End-to-end latency: 10 concurrent patients over websockets against a system it starts itself.
 bench-e2e: install
