@@ -45,10 +45,19 @@ class _Rule:
 
 
 def _phrase_regex(phrase: str) -> str:
-    body = phrase.replace(" ", r"\s+")
-    left = r"(?<![\w'’])" if re.match(r"[\w(]", phrase) else ""
-    right = r"(?![\w'’])" if re.search(r"[\w)?]$", phrase) and not phrase.endswith(r"\?") else ""
-    return f"{left}(?:{body}){right}"
+    return phrase.replace(" ", r"\s+")
+
+
+def _alternation(phrases: list[str]) -> str:
+    """Word-boundary phrases share one leading look-behind, so positions inside a word fail at once."""
+    worded = sorted((p for p in phrases if re.match(r"[\w(]", p)), key=len, reverse=True)
+    other = sorted((p for p in phrases if not re.match(r"[\w(]", p)), key=len, reverse=True)
+    parts = []
+    if worded:
+        parts.append(r"(?<![\w'’])(?:" + "|".join(map(_phrase_regex, worded)) + r")(?![\w'’])")
+    if other:
+        parts.append("(?:" + "|".join(map(_phrase_regex, other)) + ")")
+    return "|".join(parts)
 
 
 def rules_load(path: str | Path = CUES_FILE) -> list[_Rule]:
@@ -63,12 +72,9 @@ def rules_load(path: str | Path = CUES_FILE) -> list[_Rule]:
             raise ValueError(f"{path}:{line_number}: expected 4 tab-separated columns, got {raw!r}") from error
         if category not in CATEGORIES + ("pseudo", "terminate"):
             raise ValueError(f"{path}:{line_number}: unknown category {category!r}")
-        groups.setdefault((category, direction, int(window)), []).append(_phrase_regex(phrase.strip()))
-    rules = []
-    for (category, direction, window), alternatives in groups.items():
-        alternatives.sort(key=len, reverse=True)  # longest first, so "no more" wins over "no"
-        rules.append(_Rule(category, direction, window, re.compile("|".join(alternatives), re.IGNORECASE)))
-    return rules
+        groups.setdefault((category, direction, int(window)), []).append(phrase.strip())
+    return [_Rule(category, direction, window, re.compile(_alternation(phrases), re.IGNORECASE))
+            for (category, direction, window), phrases in groups.items()]
 
 
 class AssertionDetector:
@@ -83,11 +89,15 @@ class AssertionDetector:
         pseudo = [c for c in found if c.category == "pseudo"]
         kept = [c for c in found if c.category != "pseudo"
                 and not any(p.start <= c.start and c.end <= p.end for p in pseudo)]
-        # Of overlapping cues of one category keep the longest ("no longer have" over "no").
+        # A cue inside a longer trigger cue is dropped: "no longer have" over "no" (same category), and
+        # "not sure if" (possible) over "not" (absent). Terminators are kept whatever they overlap.
         kept.sort(key=lambda c: (c.start, -(c.end - c.start)))
         result: list[Cue] = []
         for cue in kept:
-            if any(o.category == cue.category and o.direction == cue.direction and o.start <= cue.start and cue.end <= o.end for o in result):
+            if cue.category != "terminate" and any(
+                    o.category != "terminate" and o.start <= cue.start and cue.end <= o.end
+                    and (o.end - o.start > cue.end - cue.start or o.category == cue.category and o.direction == cue.direction)
+                    for o in result):
                 continue
             result.append(cue)
         return result

@@ -59,7 +59,7 @@ _LAY_WORDS = {
     "sleep": "sleep", "trouble": "difficulty", "problems": "difficulty", "problem": "difficulty",
     "hard": "difficulty", "cant": "difficulty", "can't": "difficulty", "unable": "difficulty",
     "breathing": "breathing", "breathe": "breathing", "swallowing": "swallowing", "swallow": "swallowing",
-    "haemorrhage": "hemorrhage", "anaemia": "anemia", "oedema": "edema", "diarrhoea": "diarrhea",
+    "flu": "influenza", "haemorrhage": "hemorrhage", "anaemia": "anemia", "oedema": "edema", "diarrhoea": "diarrhea",
     "oesophagus": "esophagus", "oesophageal": "esophageal", "tumour": "tumor", "haematuria": "hematuria",
     "paediatric": "pediatric", "dyspnoea": "dyspnea", "apnoea": "apnea", "leukaemia": "leukemia",
 }
@@ -85,7 +85,7 @@ def _stem(word: str) -> str:
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "xes", "ses")):
+    if word.endswith(("sses", "xes")):
         return word[:-2]
     if word.endswith("s"):
         return word[:-1]
@@ -157,6 +157,7 @@ class Vocabulary:
         self.system = system
         self.concepts: list[Concept] = []
         self.exact: dict[str, list[int]] = {}
+        self.preferred: dict[str, int] = {}  # stemmed term -> concept, from add_synonyms: wins ties
         self.stemmed: dict[str, list[int]] = {}
         self.unordered: dict[str, list[int]] = {}
         for code, name, terms in entries:
@@ -192,6 +193,7 @@ class Vocabulary:
                 by_code[code] = len(self.concepts)
                 self.concepts.append(Concept(self.system, code, term))
             self.add_terms(by_code[code], [term])
+            self.preferred[term_stem(term_normalise(term))] = by_code[code]
             added += 1
         self._finalise()
         return added
@@ -199,6 +201,7 @@ class Vocabulary:
     def copy(self) -> "Vocabulary":
         clone = Vocabulary(self.system, ())
         clone.concepts = list(self.concepts)
+        clone.preferred = dict(self.preferred)
         clone.exact, clone.stemmed, clone.unordered = ({k: list(v) for k, v in table.items()}
                                                        for table in (self.exact, self.stemmed, self.unordered))
         clone._finalise()
@@ -212,6 +215,9 @@ class Vocabulary:
             for word in set(term.split()):
                 self.word_index.setdefault(word, []).append(position)
         self.single_words = [p for p, t in enumerate(self.term_list) if " " not in t]
+        position_of = {t: p for p, t in enumerate(self.term_list)}
+        self.name_positions = {position_of[k] for k in (term_stem(term_normalise(c.name)) for c in self.concepts)
+                               if k in position_of}
 
     def fuzzy_candidates(self, query: str, *, max_posting: int = 4000) -> list[int]:
         """Term positions sharing a word with the query (rare words only), or every one-word term for a
@@ -347,6 +353,9 @@ def drug_vocabularies() -> tuple[Vocabulary, Vocabulary]:
     return drugbank, mesh
 
 
+_PARENTHESISED = re.compile(r"\s*\([^()]*\)")
+
+
 def icd10cm_vocabulary() -> Vocabulary:
     path = _package_file("simple_icd_10_cm", "data/icd10c-tabular-April-1-2026.xml")
     if not path.exists():  # another release of the package: take whichever tabular file it ships
@@ -357,8 +366,11 @@ def icd10cm_vocabulary() -> Vocabulary:
             continue
         code, description = element.findtext("name"), element.findtext("desc")
         if code and description:
-            inclusion = [note.text or "" for note in element.findall("inclusionTerm/note")]
-            entries.append((code, description, inclusion))
+            terms = [description] + [note.text or "" for note in element.findall("inclusionTerm/note")]
+            terms += [note.text or "" for note in element.findall("includes/note")]
+            # "Essential (primary) hypertension" -> also "Essential hypertension"
+            terms += [_PARENTHESISED.sub(" ", t) for t in terms if "(" in t]
+            entries.append((code, description, terms))
         for child in list(element):
             if child.tag != "diag":
                 element.remove(child)  # keep memory flat; nested diags were already read
@@ -370,6 +382,25 @@ _BUILDERS = {
     "MeSH": mesh_disease_vocabulary,
     "ICD-10-CM": icd10cm_vocabulary,
 }
+
+
+_ADJECTIVE_SUFFIXES = (("tensive", "tension"), ("emic", "emia"), ("aemic", "aemia"), ("eptic", "epsy"),
+                       ("otic", "osis"), ("itic", "itis"), ("ic", "ia"), ("ive", "ion"), ("al", ""), ("ous", "osis"),
+                       ("etic", "es"), ("ities", "ity"), ("toxic", "toxicity"), ("ic", "y"))
+
+
+def _adjective_variants(normalised: str) -> list[str]:
+    """Noun forms of a trailing adjective: hypertensive -> hypertension, ischemic -> ischemia, epileptic ->
+    epilepsy, diabetic -> diabetes, psychotic -> psychosis, hepatitic -> hepatitis."""
+    words = normalised.split()
+    if not words:
+        return []
+    head, last = words[:-1], words[-1]
+    variants = []
+    for suffix, replacement in _ADJECTIVE_SUFFIXES:
+        if last.endswith(suffix) and len(last) > len(suffix) + 3:
+            variants.append(" ".join([*head, last[: -len(suffix)] + replacement]))
+    return variants
 
 
 def _fuzzy_ratio(query: str, choice: str, **kwargs) -> float:
@@ -438,6 +469,17 @@ class Normaliser:
         if rewritten and rewritten != stripped:
             offer(vocabulary.stemmed.get(term_stem(rewritten), ()), 0.93)
             offer(vocabulary.unordered.get(term_sorted(rewritten), ()), 0.92)
+        if not scores or max(scores.values()) < 0.9:
+            for variant in _adjective_variants(stripped):  # "hypertensive" -> "hypertension"
+                offer(vocabulary.stemmed.get(term_stem(variant), ()), 0.9)
+        if not scores or max(scores.values()) < 0.9:
+            prefix = term_stem(rewritten or stripped)
+            longer = [p for p in vocabulary.word_index.get(prefix.split()[-1] if prefix else "", ())
+                      if vocabulary.term_list[p].startswith(prefix + " ")]
+            longer = [p for p in longer if p in vocabulary.name_positions] or longer  # preferred names first
+            if longer and len(longer) < 200:  # "diabetes" -> "diabetes mellitus" (shortest such term)
+                shortest = min(longer, key=lambda p: len(vocabulary.term_list[p]))
+                offer(vocabulary.term_concepts[shortest], 0.85)
         if not scores:
             words = (rewritten or stripped).split()
             for drop in range(1, len(words)):  # "acute toxic hepatitis" -> "toxic hepatitis" -> "hepatitis"
@@ -454,7 +496,10 @@ class Normaliser:
                 if not positions:
                     continue
                 choices = [vocabulary.term_list[p] for p in positions]
-                for _, ratio, found in process.extract(query, choices, scorer=_fuzzy_ratio, limit=10, score_cutoff=60):
-                    offer(vocabulary.term_concepts[positions[found]], 0.9 * ratio / 100)
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], len(vocabulary.concepts[item[0]].name)))
+                for choice, _, found in process.extract(query, choices, scorer=fuzz.token_set_ratio, limit=20,
+                                                        score_cutoff=60):
+                    offer(vocabulary.term_concepts[positions[found]], 0.9 * _fuzzy_ratio(query, choice) / 100)
+        preferred = {vocabulary.preferred.get(q) for q in (term_stem(normalised), term_stem(stripped))} - {None}
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0] not in preferred,
+                                                          len(vocabulary.concepts[item[0]].name)))
         return [(score, vocabulary.concepts[index]) for index, score in ranked]

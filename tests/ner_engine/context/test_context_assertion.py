@@ -1,0 +1,118 @@
+"""Assertion rules: each family of cues (clinical and patient phrasing), scopes, terminators, pseudo cues."""
+from __future__ import annotations
+
+import pytest
+
+from ner_engine.context.assertion import ASSERTIONS, AssertionDetector, rules_load, sentence_bounds
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return AssertionDetector()
+
+
+def assertion_of(detector, text: str, mention: str, occurrence: int = 0) -> str:
+    start = -1
+    for _ in range(occurrence + 1):
+        start = text.index(mention, start + 1)
+    return detector.detect(text, [(start, start + len(mention))])[0]
+
+
+@pytest.mark.parametrize("text, mention, expected", [
+    # plain statements
+    ("I have a headache", "headache", "present"),
+    ("fever for three days, quite bad", "fever", "present"),
+    # negation: clinical NegEx cues, forward and backward
+    ("no fever", "fever", "absent"),
+    ("Patient denies chest pain or shortness of breath", "shortness of breath", "absent"),
+    ("without nausea", "nausea", "absent"),
+    ("Chest X-ray was negative for pneumonia", "pneumonia", "absent"),
+    ("Malignancy was ruled out", "Malignancy", "absent"),
+    # negation: patient phrasing
+    ("no more headaches since Tuesday", "headaches", "absent"),
+    ("the rash is gone now", "rash", "absent"),
+    ("I never had asthma", "asthma", "absent"),
+    ("I don't have a cough anymore", "cough", "absent"),
+    ("Not anymore, the nausea stopped", "nausea", "absent"),
+    ("I haven't had any dizziness", "dizziness", "absent"),
+    ("I no longer get migraines", "migraines", "absent"),
+    # possible
+    ("maybe it's a migraine", "migraine", "possible"),
+    ("Could it be flu?", "flu", "possible"),
+    ("I think I might have tonsillitis", "tonsillitis", "possible"),
+    ("not sure if this is eczema", "eczema", "possible"),
+    ("findings suspicious for appendicitis", "appendicitis", "possible"),
+    # historical
+    ("I had shingles last year", "shingles", "historical"),
+    ("I used to have eczema as a kid", "eczema", "historical"),
+    ("history of asthma", "asthma", "historical"),
+    ("I had a kidney stone 5 years ago", "kidney stone", "historical"),
+    # hypothetical
+    ("what should I take in case I get a migraine", "migraine", "hypothetical"),
+    ("what if I get a fever", "fever", "hypothetical"),
+    ("I'm worried about getting diabetes", "diabetes", "hypothetical"),
+    ("call us if chest pain develops", "chest pain", "hypothetical"),
+    # family / other experiencer
+    ("My mum has diabetes", "diabetes", "family"),
+    ("my brother had a seizure", "seizure", "family"),
+    ("heart disease runs in my family", "heart disease", "family"),
+    ("family history of breast cancer", "breast cancer", "family"),
+])
+def test_rule_families(detector, text, mention, expected):
+    assert assertion_of(detector, text, mention) == expected
+
+
+def test_terminators_close_the_scope(detector):
+    assert assertion_of(detector, "No fever but a bad cough", "cough") == "present"
+    assert assertion_of(detector, "My mum has diabetes and I have a headache", "headache") == "present"
+    assert assertion_of(detector, "My brother was diagnosed with asthma and I have a cough", "cough") == "present"
+
+
+def test_scope_ends_at_the_sentence(detector):
+    assert assertion_of(detector, "No fever. Headache since Monday.", "Headache") == "present"
+    assert sentence_bounds("No fever. Headache.") == [(0, 9), (9, 19)]
+    assert sentence_bounds("Temp 37.5 today") == [(0, 15)]
+
+
+def test_list_after_negation_is_negated(detector):
+    text = "no fever, cough or rash"
+    assert [assertion_of(detector, text, m) for m in ("fever", "cough", "rash")] == ["absent"] * 3
+    assert assertion_of(detector, "headache, no fever", "headache") == "present"
+
+
+def test_window_limits_forward_scope(detector):
+    text = "no problems with my knees over the whole long hike up and down the hill, just a headache"
+    assert assertion_of(detector, text, "headache") == "present"
+
+
+def test_pseudo_cues_do_not_negate(detector):
+    assert assertion_of(detector, "no change in the headache", "headache") == "present"
+    assert assertion_of(detector, "gram negative sepsis", "sepsis") == "present"
+    assert assertion_of(detector, "not sure but I have a rash", "rash") == "present"
+
+
+def test_priority_family_over_negation(detector):
+    assert assertion_of(detector, "my dad never had cancer", "cancer") == "family"
+
+
+def test_many_spans_and_empty_input(detector):
+    text = "headache and no fever"
+    assert detector.detect(text, [(0, 8), (16, 21)]) == ["present", "absent"]
+    assert detector.detect(text, []) == []
+    assert detector.detect("I feel fine", [(7, 11)]) == ["present"]
+
+
+def test_rule_file_is_valid():
+    rules = rules_load()
+    categories = {rule.category for rule in rules}
+    assert set(ASSERTIONS[1:]) <= categories and {"pseudo", "terminate"} <= categories
+
+
+def test_bad_rule_file_is_reported(tmp_path):
+    path = tmp_path / "cues.tsv"
+    path.write_text("absent\tforward\t8\n")
+    with pytest.raises(ValueError, match="4 tab-separated"):
+        rules_load(path)
+    path.write_text("negated\tforward\t8\tno\n")
+    with pytest.raises(ValueError, match="unknown category"):
+        rules_load(path)
