@@ -88,8 +88,8 @@ class RecordEntry:
     text: str
     assertion: str | None
     mentions: int = 1
-    attributes: dict[str, Any] = field(default_factory=dict)
-    codes: list[dict[str, str]] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)  # {kind: text}
+    codes: list[dict[str, str]] = field(default_factory=list)  # [{"system", "code", "name"}]
     statuses: set[str] = field(default_factory=set)
 
     @property
@@ -121,10 +121,9 @@ def record_build(*, annotations: list[review.Annotation]) -> dict[str, list[Reco
             if annotation.assertion:
                 entry.assertion = annotation.assertion
         entry.statuses.add(annotation.status)
-        entry.attributes.update(annotation.attributes or {})
-        if annotation.code:
-            code = {"code": annotation.code, "system": annotation.code_system or ""}
-            if code not in entry.codes:
+        entry.attributes.update(annotation.attribute_texts)
+        for code in annotation.codes:
+            if all((c["system"], c["code"]) != (code["system"], code["code"]) for c in entry.codes):
                 entry.codes.append(code)
     return record
 
@@ -192,8 +191,7 @@ def urgency_reasons(*, consultation: Consultation, steps: list[TriageStep]) -> l
 
 
 def _entry_phrase(entry: RecordEntry) -> str:
-    extras = [f"{key} {value}" for key, value in sorted(entry.attributes.items())
-              if key != "assertion" and isinstance(value, (str, int, float)) and str(value).strip()]
+    extras = [f"{key.replace('_', ' ')} {value}" for key, value in sorted(entry.attributes.items())]
     qualifier = f" ({entry.assertion})" if entry.assertion not in (None, "present", "absent") else ""
     return entry.text + qualifier + (f" [{'; '.join(extras)}]" if extras else "")
 

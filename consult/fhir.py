@@ -9,6 +9,7 @@ Mentions asserted for a family member are not the patient's and are not exported
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -27,10 +28,11 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 # Known code systems of the terminology coding step, mapped to their canonical FHIR URIs.
 CODE_SYSTEMS = {
     "snomed": "http://snomed.info/sct", "snomedct": "http://snomed.info/sct", "sct": "http://snomed.info/sct",
-    "icd10": "http://hl7.org/fhir/sid/icd-10", "icd-10": "http://hl7.org/fhir/sid/icd-10",
-    "icd10cm": "http://hl7.org/fhir/sid/icd-10-cm", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "icd10": "http://hl7.org/fhir/sid/icd-10", "icd10cm": "http://hl7.org/fhir/sid/icd-10-cm",
+    "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
     "atc": "http://www.whocc.no/atc", "umls": "http://www.nlm.nih.gov/research/umls",
     "loinc": "http://loinc.org", "mesh": "http://id.nlm.nih.gov/mesh",
+    "hpo": "http://human-phenotype-ontology.org", "drugbank": "http://www.drugbank.ca",
 }
 # assertion -> (verificationStatus, clinicalStatus or None). clinicalStatus must be absent when refuted.
 CONDITION_STATUS = {
@@ -63,8 +65,10 @@ def _concept(entry: RecordEntry) -> dict[str, Any]:
     concept: dict[str, Any] = {"text": entry.text}
     codings = []
     for code in entry.codes:
-        system = CODE_SYSTEMS.get(code["system"].replace(" ", "").lower(), code["system"])
+        system = CODE_SYSTEMS.get(re.sub(r"[\s_-]", "", code["system"].lower()), code["system"])
         coding = {"code": code["code"]}
+        if code.get("name"):
+            coding["display"] = code["name"]
         if ":" in system:  # FHIR wants a URI; an unknown bare name is left out rather than guessed
             coding["system"] = system
         codings.append(coding)
@@ -75,8 +79,7 @@ def _concept(entry: RecordEntry) -> dict[str, Any]:
 
 def _note(entry: RecordEntry) -> list[dict[str, str]]:
     parts = [f"assertion: {entry.assertion}"] if entry.assertion else []
-    parts += [f"{key}: {value}" for key, value in sorted(entry.attributes.items())
-              if key != "assertion" and isinstance(value, (str, int, float))]
+    parts += [f"{key.replace('_', ' ')}: {value}" for key, value in sorted(entry.attributes.items())]
     parts.append("reviewed by a clinician" if entry.reviewed else "not yet reviewed by a clinician")
     return [{"text": "; ".join(parts)}]
 

@@ -65,6 +65,41 @@ class Annotation:
     def kept(self) -> bool:
         return self.status in KEPT_STATUSES
 
+    @property
+    def attribute_texts(self) -> dict[str, str]:
+        """Linked attributes as {kind: text}, e.g. {"duration": "since Monday"}.
+
+        Reads ner_engine.context's shape ({"attributes": {kind: {"text", "start", "end"}}}) and plain
+        {kind: text} pairs alike.
+        """
+        raw = self.attributes or {}
+        found: dict[str, str] = {}
+        for kind, value in (raw.get("attributes") or {}).items():
+            text = value.get("text") if isinstance(value, dict) else value
+            if isinstance(text, (str, int, float)) and str(text).strip():
+                found[kind] = str(text)
+        for key, value in raw.items():
+            if key not in {"assertion", "attributes", "codes"} and isinstance(value, (str, int, float)):
+                found.setdefault(key, str(value))
+        return found
+
+    @property
+    def codes(self) -> list[dict[str, str]]:
+        """Terminology codes as [{"system", "code", "name"}]: the stored code, then the best one per system
+        from ner_engine.context's candidates."""
+        codes = []
+        if self.code:
+            codes.append({"system": self.code_system or "", "code": self.code, "name": ""})
+        seen = {c["system"] for c in codes}
+        candidates = (self.attributes or {}).get("codes") or []
+        for candidate in sorted((c for c in candidates if isinstance(c, dict) and c.get("code")),
+                                key=lambda c: -float(c.get("score") or 0)):
+            system = str(candidate.get("system") or "")
+            if system not in seen:
+                seen.add(system)
+                codes.append({"system": system, "code": str(candidate["code"]), "name": str(candidate.get("name") or "")})
+        return codes
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

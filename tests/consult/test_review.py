@@ -256,3 +256,33 @@ def test_fhir_bundle_of_an_empty_consultation_validates(db):
     fhir_validate(bundle)
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient", "Encounter",
                                                                         "QuestionnaireResponse"]
+
+
+def test_clinical_context_shape_feeds_record_summary_and_fhir(db, clinician):
+    """ner_engine.context puts linked attributes and candidate codes inside Entity.attributes."""
+    from consult import services
+    from consult.models import Message
+    from review_helpers import entity_create
+
+    consultation, _ = services.consultation_create()
+    message = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT,
+                                     text="Severe headache for 3 days.", status=Message.Status.PROCESSED)
+    entity_create(message, "headache", "SYMPTOM", assertion="present", attributes={
+        "assertion": "present",
+        "attributes": {"duration": {"text": "for 3 days", "start": 16, "end": 26},
+                       "severity": {"text": "Severe", "start": 0, "end": 6}},
+        "codes": [{"system": "ICD-10-CM", "code": "R51.9", "name": "Headache, unspecified", "score": 0.9},
+                  {"system": "HPO", "code": "HP:0002315", "name": "Headache", "score": 1.0},
+                  {"system": "HPO", "code": "HP:0000001", "name": "worse", "score": 0.5}],
+    })
+    view = case_module.case_get(consultation=consultation)
+    [entry] = view.record["symptoms"]
+    assert entry.attributes == {"duration": "for 3 days", "severity": "Severe"}
+    assert [(c["system"], c["code"]) for c in entry.codes] == [("HPO", "HP:0002315"), ("ICD-10-CM", "R51.9")]
+    assert "Reports: headache [duration for 3 days; severity Severe]." in view.summary_text
+    bundle = fhir.consultation_fhir_bundle(case=view)
+    fhir_validate(bundle)
+    [observation] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert observation["code"]["coding"] == [
+        {"code": "HP:0002315", "display": "Headache", "system": "http://human-phenotype-ontology.org"},
+        {"code": "R51.9", "display": "Headache, unspecified", "system": "http://hl7.org/fhir/sid/icd-10-cm"}]
