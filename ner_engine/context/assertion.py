@@ -120,7 +120,11 @@ class AssertionDetector:
                 if cue.category in found or cue.start < sentence[0] or cue.end > sentence[1]:
                     continue
                 if cue.start < end and start < cue.end:
-                    continue  # the cue is part of the mention ("no appetite" as one span is still absent below)
+                    # A forward cue that opens the mention itself ("[no signs of endocarditis]") applies.
+                    if cue.start >= start and cue.end < end and cue.direction in ("forward", "both") \
+                            and not _WORD.search(text, start, cue.start):
+                        found.add(cue.category)
+                    continue
                 if cue.end <= start and cue.direction in ("forward", "both"):
                     gap = (cue.end, start)
                 elif cue.start >= end and cue.direction in ("backward", "both"):

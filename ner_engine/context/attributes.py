@@ -27,7 +27,7 @@ _NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve
                  "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|hundred")
 _NUM = (rf"(?:\d+(?:[.,]\d+)?|(?:{_NUMBER_WORDS})(?:[- ](?:{_NUMBER_WORDS}))?|a few|a couple(?: of)?|couple of|few|"
         r"several|many|some|a|an|one and a half|a half|half an?)")
-_UNIT = (r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|d|nights?|weeks?|wks?|months?|mos?|years?|yrs?|"
+_UNIT = (r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|h|days?|nights?|weeks?|wks?|months?|mos?|years?|yrs?|"
          r"decades?|fortnights?)")
 _DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)"
 _MONTH = (r"(?:january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|"
@@ -40,8 +40,9 @@ _DURATION = [
     rf"(?:(?:about|around|approximately|approx\.?|almost|nearly|over|more{_SP}+than|less{_SP}+than|at{_SP}+least|"
     rf"roughly|just{_SP}+over|just{_SP}+under|under|up{_SP}+to){_SP}+)?"
     rf"{_NUM}(?:{_SP}*(?:-|–|to|or){_SP}*{_NUM})?(?:{_SP}*-{_SP}*|{_SP}+|(?<=\d)){_UNIT}"
-    rf"(?![\w-]*{_SP}*(?:-{_SP}*)?(?:old|of{_SP}+age))"
-    rf"(?:{_SP}+(?:ago|history|period|course|duration|prior|before|earlier|later|now))?",
+    # Not an age ("45-year-old") nor a point in time ("two days later", "1 year after surgery").
+    rf"(?![\w-]*{_SP}*(?:-{_SP}*)?(?:old|of{_SP}+age|later|after|earlier|before|prior|post|following|into))"
+    rf"(?:{_SP}+(?:ago|history|period|course|duration|now))?",
     # onset: "since Monday", "since yesterday", "since last week", "since 2019", "since I was a kid"
     rf"since{_SP}+(?:yesterday|today|this{_SP}+(?:morning|afternoon|evening|week|month|year)|last{_SP}+\w+|"
     rf"(?:the{_SP}+)?(?:weekend|morning|evening|night|beginning{_SP}+of{_SP}+\w+)|{_DAY}|{_MONTH}|\d{{4}}|"
