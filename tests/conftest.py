@@ -71,15 +71,23 @@ def redis_server(tmp_path_factory) -> RedisServer:
         redis_wait(given, timeout=10)
         yield RedisServer(url=given)
         return
-    port = free_port()
     data_dir = tmp_path_factory.mktemp("redis")
     log = open(data_dir / "redis.log", "wb")
-    process = subprocess.Popen(redis_command(port=port, data_dir=data_dir, persist=False),
-                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    server = RedisServer(url=f"redis://127.0.0.1:{port}/13", process=process)
+    for attempt in range(3):  # another process may take the free port before redis-server binds it
+        port = free_port()
+        process = subprocess.Popen(redis_command(port=port, data_dir=data_dir, persist=False),
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        server = RedisServer(url=f"redis://127.0.0.1:{port}/13", process=process)
+        try:
+            redis_wait(server.url, alive=lambda: process.poll() is None)
+            break
+        except LaunchError:
+            Supervisor.stop_one(process, timeout=5)
+            if attempt == 2:
+                log.close()
+                raise
     try:
-        redis_wait(server.url, alive=lambda: process.poll() is None)
         yield server
     finally:
         Supervisor.stop_one(process, timeout=5)
@@ -89,8 +97,13 @@ def redis_server(tmp_path_factory) -> RedisServer:
 @pytest.fixture(scope="session")
 def test_redis_url(redis_server) -> str:
     """The Redis URL the in-process app tests publish to (exported as TEST_REDIS_URL for subprocesses)."""
+    previous = os.environ.get("TEST_REDIS_URL")
     os.environ["TEST_REDIS_URL"] = redis_server.url
-    return redis_server.url
+    yield redis_server.url
+    if previous is None:
+        os.environ.pop("TEST_REDIS_URL", None)
+    else:
+        os.environ["TEST_REDIS_URL"] = previous
 
 
 # The live system ------------------------------------------------------------------------------------
