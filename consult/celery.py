@@ -3,7 +3,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
 
@@ -24,3 +24,19 @@ def extractor_warm_up(**kwargs) -> None:
         extraction.extractor_get()
     except Exception:
         logger.exception("Could not load the NER model at worker start; will retry on first message")
+
+
+@worker_ready.connect
+def sweeper_start(**kwargs) -> None:
+    # Every worker sweeps (no single beat process to lose): at start-up, which re-queues what a crashed
+    # predecessor or a Redis restart left behind, and then periodically.
+    from consult import reliability
+
+    reliability.sweeper_start()
+
+
+@worker_shutdown.connect
+def sweeper_stop(**kwargs) -> None:
+    from consult import reliability
+
+    reliability.sweeper_stop()

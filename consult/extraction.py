@@ -55,9 +55,15 @@ def extractor_get() -> Any:
     if _extractor is None:
         with _lock:
             if _extractor is None:
-                from ner_engine import Extractor
+                try:
+                    from ner_engine import Extractor
 
-                extractor = Extractor.load(settings.NER_MODEL)
+                    extractor = Extractor.load(settings.NER_MODEL)
+                except Exception as exc:
+                    raise ModelUnavailable(
+                        f"The NER model {settings.NER_MODEL!r} could not be loaded "
+                        f"({exc.__class__.__name__}: {exc}). Check NER_MODEL and the model folder."
+                    ) from exc
                 # What the model shipped with, to restore when an admin deactivates an override.
                 _builtin_templates = extractor.templates
                 _extractor = extractor

@@ -87,11 +87,26 @@ def message_text_validate(*, text: Any) -> str:
     return text
 
 
-def message_enqueue(*, message_id: int) -> None:
+def message_publish(*, message_id: int) -> None:
     # Imported here: tasks imports services, and the web process needs Celery only to publish.
     from consult.tasks import message_process as message_process_task
 
     message_process_task.apply_async(args=[message_id], queue=settings.NER_QUEUE)
+
+
+def message_enqueue(*, message_id: int) -> None:
+    """Publish the message's task under a queue lease, so that the sweeper leaves it to the queue.
+    The lease comes first so that a worker's own lease, taken once it starts, is never overwritten."""
+    from consult import reliability
+
+    leased = reliability.message_lease_set(message_id=message_id, seconds=settings.MESSAGE_QUEUE_LEASE_S)
+    try:
+        message_publish(message_id=message_id)
+    except Exception:
+        # Without a lease the sweeper re-queues it once Redis answers again; the row stays queued.
+        if leased:
+            reliability.message_lease_release(message_id=message_id)
+        raise
 
 
 def message_create(*, consultation: Consultation, text: Any) -> Message:

@@ -5,7 +5,7 @@ import logging
 
 from django.conf import settings
 
-from consult import services
+from consult import extraction, reliability, services
 from consult.celery import app
 from consult.models import Message
 
@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
     max_retries=settings.MESSAGE_PROCESS_MAX_RETRIES,
 )
 def message_process(self, message_id: int) -> None:
+    # While this worker holds the message the sweeper leaves it alone; if the worker dies, the lease
+    # runs out and the sweeper re-queues it (consult/reliability.py).
+    reliability.message_lease_set(message_id=message_id, seconds=settings.MESSAGE_LEASE_S)
     try:
         services.message_process(message_id=message_id)
     except Message.DoesNotExist:
@@ -27,11 +30,19 @@ def message_process(self, message_id: int) -> None:
         attempt = self.request.retries + 1
         if self.request.retries >= self.max_retries:
             logger.exception("Message %s failed after %d attempts", message_id, attempt)
+            reason = (
+                "its language model is not available"
+                if isinstance(exc, extraction.ModelUnavailable)
+                else exc.__class__.__name__
+            )
             services.message_fail(
                 message_id=message_id,
                 error=f"The assistant could not process this message after {attempt} attempts "
-                f"({exc.__class__.__name__}). Please try sending it again.",
+                f"({reason}). Please try sending it again.",
             )
-            return
-        logger.warning("Message %s failed (attempt %d), retrying: %r", message_id, attempt, exc)
-        raise self.retry(exc=exc, countdown=2**self.request.retries)
+        else:
+            countdown = 2**self.request.retries
+            logger.warning("Message %s failed (attempt %d), retrying in %d s: %r", message_id, attempt, countdown, exc)
+            reliability.message_lease_set(message_id=message_id, seconds=countdown + settings.MESSAGE_LEASE_S)
+            raise self.retry(exc=exc, countdown=countdown)
+    reliability.message_lease_release(message_id=message_id)
