@@ -8,6 +8,8 @@ Protocol (JSON frames):
   server -> {"type": "consultation.update", ...state...}   after auth and after every change
   server -> {"type": "message.queued", "id", "status", "client_id", "message"}
   server -> {"type": "error", "code", "message", "client_id"?}   the connection stays open
+                                                              (codes: empty, too_long, invalid, closed,
+                                                              rate_limited, bad_json, bad_frame, ...)
   server -> {"type": "pong"}
 """
 from __future__ import annotations
@@ -16,11 +18,12 @@ import asyncio
 import json
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from consult import selectors, services
+from consult import security, selectors, services
 from consult.models import Consultation
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -45,6 +48,11 @@ def _consultation_state(*, consultation: Consultation) -> dict[str, Any]:
 def _message_create(*, consultation: Consultation, text: Any) -> dict[str, Any]:
     message = services.message_create(consultation=consultation, text=text)
     return selectors.message_serialize(message=message)
+
+
+@sync_to_async
+def _message_limit_hit(*, consultation_id) -> float | None:
+    return security.patient_message_limit_hit(consultation_id=consultation_id)
 
 
 class ConsultationConsumer(AsyncJsonWebsocketConsumer):
@@ -127,6 +135,14 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         client_id = content.get("client_id")
         if not isinstance(client_id, (str, int)) or isinstance(client_id, bool) or len(str(client_id)) > 64:
             client_id = None
+        retry_after = await _message_limit_hit(consultation_id=self.consultation.pk)
+        if retry_after is not None:
+            await self.error_send(
+                code="rate_limited",
+                message=f"Too many messages. Please wait {retry_after:.0f} seconds before sending another.",
+                client_id=client_id,
+            )
+            return
         try:
             message = await _message_create(consultation=self.consultation, text=content.get("text"))
         except services.MessageRejected as rejected:

@@ -168,7 +168,8 @@ def worker_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def web_command(*, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "consult.asgi:application"]
+    # consult.web is Daphne with a websocket message size limit (WEBSOCKET_MAX_MESSAGE_BYTES).
+    return [sys.executable, "-m", "consult.web", "-b", host, "-p", str(port), "consult.asgi:application"]
 
 
 def http_wait(url: str, *, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True) -> None:

@@ -20,11 +20,25 @@ MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default
 MESSAGE_PROCESS_MAX_RETRIES  Retries (exponential backoff) before a message is marked failed (default 3).
 WEBSOCKET_AUTH_TIMEOUT_S  Seconds a websocket may stay open without a valid auth frame (default 15).
 CONSULTATION_CREATE_RATE  DRF throttle rate for starting consultations per client (default 30/hour).
+PATIENT_MESSAGE_RATE    Messages one consultation may send, websocket and API together (default 20/minute).
+LOGIN_FAILURE_LIMIT     Failed sign-ins per username and address before a lockout (default 5).
+LOGIN_LOCKOUT_S         How long that lockout lasts, in seconds (default 900).
+CACHE_URL               redis://host:port/N for a cache shared by several web processes (rate limits,
+                        login lockouts); default: per-process memory, enough for one web process.
+WEBSOCKET_MAX_MESSAGE_BYTES  Largest websocket message Daphne accepts before closing the socket (1009)
+                        (default MESSAGE_MAX_CHARS * 6 + 1024, room for a maximal JSON-escaped message).
+MESSAGE_SWEEP_INTERVAL_S  How often each worker looks for messages that no queue holds any more (default 30).
+MESSAGE_LEASE_S         Seconds a worker may hold a message before the sweeper re-queues it (default 120).
+MESSAGE_QUEUE_LEASE_S   Seconds a queued message may wait in Redis before it is re-queued (default 3600).
 CLINICIAN_API_RATE      DRF throttle rate per clinician for the case/template API (default 2000/hour).
 EXTRACT_API_RATE        DRF throttle rate per account for POST /api/extract (default 120/hour).
 EXTRACT_MAX_TEXTS       Most texts one POST /api/extract may send (default 16; each at most MESSAGE_MAX_CHARS).
 SECURE_COOKIES          "1" marks session/CSRF cookies Secure (default: on in production).
-SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, SECURE_PROXY_SSL_HEADER  HTTPS hardening behind a proxy.
+SECURE_SSL_REDIRECT     Redirect HTTP to HTTPS (default: on in production; behind a TLS-terminating proxy
+                        also set SECURE_PROXY_SSL_HEADER=1).
+SECURE_HSTS_SECONDS     Strict-Transport-Security max-age (default: one year in production, 0 otherwise);
+SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD  (default: on in production).
+SECURE_PROXY_SSL_HEADER "1" trusts X-Forwarded-Proto: https from the proxy in front.
 """
 from __future__ import annotations
 
@@ -207,8 +221,11 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+# Production defaults pass `manage.py check --deploy`; each can be turned off from the environment.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if IS_PRODUCTION else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=IS_PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=IS_PRODUCTION)
 if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -244,6 +261,22 @@ NER_MODEL = os.environ.get("NER_MODEL", "default")
 MESSAGE_MAX_CHARS = int(os.environ.get("MESSAGE_MAX_CHARS", "2000"))
 MESSAGE_PROCESS_MAX_RETRIES = int(os.environ.get("MESSAGE_PROCESS_MAX_RETRIES", "3"))
 WEBSOCKET_AUTH_TIMEOUT_S = float(os.environ.get("WEBSOCKET_AUTH_TIMEOUT_S", "15"))
+WEBSOCKET_MAX_MESSAGE_BYTES = int(os.environ.get("WEBSOCKET_MAX_MESSAGE_BYTES", str(MESSAGE_MAX_CHARS * 6 + 1024)))
+# The database is the source of truth for what still needs processing; see consult/reliability.py.
+MESSAGE_SWEEP_INTERVAL_S = float(os.environ.get("MESSAGE_SWEEP_INTERVAL_S", "30"))
+MESSAGE_LEASE_S = float(os.environ.get("MESSAGE_LEASE_S", "120"))
+MESSAGE_QUEUE_LEASE_S = float(os.environ.get("MESSAGE_QUEUE_LEASE_S", "3600"))
+
+# Abuse limits -------------------------------------------------------------------------------------
+PATIENT_MESSAGE_RATE = os.environ.get("PATIENT_MESSAGE_RATE", "20/minute")
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", "900"))
+AUTHENTICATION_BACKENDS = ["consult.security.LoginLockoutBackend"]
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "consult"}}
 
 # REST API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from consult import clinician_views, views
+from consult.security import LockoutAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,7 +12,7 @@ urlpatterns = [
     path("api/", include("consult.api.urls")),
     path("admin/", admin.site.urls),
     # Clinician workspace
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=LockoutAuthenticationForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("clinician/", clinician_views.dashboard, name="clinician-dashboard"),
     path("clinician/consultations/<uuid:consultation_id>/", clinician_views.case_detail, name="clinician-case"),

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from consult import selectors, services
 from consult.api.serializers import MessageCreateSerializer
-from consult.api.throttling import ConsultationCreateThrottle
+from consult.api.throttling import ConsultationCreateThrottle, PatientMessageThrottle
 from consult.models import Consultation
 
 
@@ -37,6 +37,8 @@ class ConsultationDetailApi(APIView):
 
 
 class MessageCreateApi(APIView):
+    throttle_classes = [PatientMessageThrottle]
+
     def post(self, request: Request, consultation_id) -> Response:
         consultation = consultation_from_request(request=request, consultation_id=consultation_id)
         serializer = MessageCreateSerializer(data=request.data)

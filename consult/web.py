@@ -1,0 +1,39 @@
+"""`python -m consult.web ARGS`: Daphne (same arguments as `python -m daphne`) with a websocket size limit.
+
+Daphne has no option for the largest websocket message it accepts, and Autobahn's default is unlimited:
+a client could make the server buffer any amount before the consumer sees a byte. Here the factory gets
+maxMessagePayloadSize / maxFramePayloadSize = WEBSOCKET_MAX_MESSAGE_BYTES, so that a larger message
+closes the socket with 1009 (message too big) while it arrives.
+"""
+from __future__ import annotations
+
+import os
+
+# daphne.server installs Twisted's asyncio reactor on import: it must come before anything else Twisted.
+from daphne import server as daphne_server  # isort:skip
+
+
+def websocket_max_message_bytes() -> int:
+    from django.conf import settings
+
+    return int(settings.WEBSOCKET_MAX_MESSAGE_BYTES)
+
+
+class LimitedWebSocketFactory(daphne_server.WebSocketFactory):
+    def setProtocolOptions(self, **options) -> None:  # noqa: N802 (Autobahn's name)
+        limit = websocket_max_message_bytes()
+        options.setdefault("maxMessagePayloadSize", limit)
+        options.setdefault("maxFramePayloadSize", limit)
+        super().setProtocolOptions(**options)
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
+    daphne_server.WebSocketFactory = LimitedWebSocketFactory
+    from daphne.cli import CommandLineInterface
+
+    CommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    main()
