@@ -27,7 +27,7 @@ def _evaluate(args) -> int:
     from ner_engine.evaluation import spans_evaluate
     from ner_engine.types import Span
 
-    extractor = Extractor.load(args.model, device=args.device)
+    extractor = Extractor.load(args.model, device=args.device, context=False)  # scores need spans only
     documents = dataset_load(args.dataset, args.split, data_dir=args.data_dir)
     predicted = []
     for i in range(0, len(documents), 256):
@@ -59,10 +59,8 @@ def _extract_per_document(extractor, documents):
 
 
 def _predict(args) -> int:
-    from ner_engine.extractor import Extractor
-
-    extractor = Extractor.load(args.model, device=args.device)
     rows = []
+    # Check the whole input before loading the model (seconds): a bad line fails fast and nothing is written.
     with open(args.input, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, 1):
             if not line.strip():
@@ -77,6 +75,9 @@ def _predict(args) -> int:
                 print(f"{args.input}:{line_number}: \"text\" must be a string", file=sys.stderr)
                 return 2
             rows.append(row)
+    from ner_engine.extractor import Extractor
+
+    extractor = Extractor.load(args.model, device=args.device)
     with open(args.output, "w", encoding="utf-8") as out:
         for i in range(0, len(rows), args.batch_size):
             chunk = rows[i : i + args.batch_size]

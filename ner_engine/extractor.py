@@ -130,7 +130,8 @@ class Extractor:
     def extract(self, texts: Sequence[str], *, types: Sequence[str] | None = None) -> list[list[Entity]]:
         if isinstance(texts, str):
             raise TypeError("extract() takes a list of texts")
-        wanted = [t for t in (types or self.entity_types) if t in self.entity_types]
+        # An empty list asks for no type (a document whose corpus annotates none), not for every type.
+        wanted = [t for t in (self.entity_types if types is None else types) if t in self.entity_types]
         with self._lock:
             triplets = self.builder.build(list(texts), [wanted] * len(texts))
             if not triplets:

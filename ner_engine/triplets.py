@@ -52,6 +52,10 @@ def template_validate(template: QueryTemplate, *, tokenizer=None) -> None:
     if unknown:
         raise TemplateError(f"{template.type}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
                             "only {anchor} is allowed")
+    try:
+        template.hard_text()  # a conversion or format spec, e.g. {anchor!x} or {anchor:d}, fails only here
+    except (ValueError, TypeError) as error:
+        raise TemplateError(f"{template.type}: malformed placeholder ({error}); write it as {{anchor}}") from error
     if not 0 <= template.soft_prompt_length <= 32:
         raise TemplateError(f"{template.type}: soft prompt length must be between 0 and 32")
     if tokenizer is not None:
@@ -147,6 +151,8 @@ class TripletBuilder:
 
     def build(self, texts: Sequence[str], types_per_text: Sequence[Sequence[str]],
               spans_per_text: Sequence[Sequence[tuple[int, int, str]]] | None = None) -> list[Triplet]:
+        if not texts:
+            return []  # the fast tokenizer fails on an empty batch
         encoded = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
         triplets: list[Triplet] = []
         for text_index, text in enumerate(texts):

@@ -1,0 +1,122 @@
+"""Training end to end on a tiny random-config BERT: overfit six sentences, artifacts, model card, resume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ner_engine.extractor import artifact_load
+from ner_engine.model_card import model_card_markdown, model_card_read
+from ner_engine.training import TrainConfig, config_override, train
+
+
+def test_tiny_model_overfits_to_strict_f1_one(trained, tiny):
+    card = trained["card"]
+    history = card["history"]
+    assert history, "no epoch ran"
+    assert max(h["dev_f1"] for h in history) == 1.0
+    assert history[-1]["loss"] < history[0]["loss"]
+    [dev] = card["dev"].values()
+    assert dev["strict"]["micro"]["f1"] == 1.0
+    assert set(dev["strict"]) == {"SYMPTOM", "DRUG", "micro"}
+    assert dev["strict"]["micro"]["gold"] == sum(len(m) for _, m in tiny.sentences)
+    assert dev["span_mismatch"] == 0 and dev["entity_confusion"] == 0
+    # Early stopping: patience 10 ends the run well before 40 epochs once F1 = 1.0 cannot improve.
+    assert len(history) < trained["config"].epochs
+
+
+def test_best_artifact_and_model_card(trained):
+    best = trained["best"]
+    for name in ("model.safetensors", "config.json", "encoder_config.json", "templates.json", "dev_scores.json",
+                 "model_card.json", "model_card.md"):
+        assert (best / name).exists(), name
+    card = model_card_read(best)
+    assert card["version"] == "tiny-test-1"
+    assert card["recipe"]["model"]["prompt_mode"] == "hard"
+    assert card["recipe"]["datasets"] == [f"jsonl:{trained['jsonl']}"]
+    cost = card["cost"]
+    assert cost["trainable_parameters"] == cost["total_parameters"] > 0  # full fine-tuning
+    assert cost["artifact_bytes"] == (best / "model.safetensors").stat().st_size
+    assert cost["device"] == "cpu" and cost["training_wall_time_s"] > 0
+    assert card["test"] == {}
+    assert card["data"] == []  # a jsonl file is not a registered corpus with a licence line
+    markdown = (best / "model_card.md").read_text()
+    assert markdown == model_card_markdown(card)
+    assert "# Prompt-bioMRC (tiny-test-1)" in markdown and "| SYMPTOM | 1.0000 | 1.0000 | 1.0000 |" in markdown
+    templates = json.loads((best / "templates.json").read_text())
+    assert set(templates) == {"SYMPTOM", "DRUG"}
+    assert all(t["soft_prompt_length"] == 4 for t in templates.values())  # follows the model config
+    assert json.loads((trained["output"] / "train_config.json").read_text())["epochs"] == trained["config"].epochs
+
+
+def test_best_artifact_reloads_with_the_same_weights(trained):
+    model, templates = artifact_load(trained["best"])
+    assert not model.training
+    assert model.config.entity_types == ["SYMPTOM", "DRUG"]
+    assert model.encoder.config.hidden_size == 32  # rebuilt from encoder_config.json, not the pretrained MiniLM
+    again, _ = artifact_load(trained["best"])
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_test_datasets_are_scored_into_the_card(tmp_path, train_jsonl, bert_config, tiny):
+    config = tiny.train_config(train_jsonl, tmp_path / "run", epochs=1, test_datasets=[f"jsonl:{train_jsonl}"],
+                               model=tiny.model_config(prompt_mode="plain"))
+    card = train(config, encoder_config=bert_config, progress=False)
+    [test] = card["test"].values()
+    assert test["documents"] == len(tiny.sentences)
+    assert test["strict"]["micro"]["gold"] == sum(len(m) for _, m in tiny.sentences)
+    assert model_card_read(tmp_path / "run" / "best")["test"] == card["test"]
+
+
+def test_resume_from_a_checkpoint(tmp_path, train_jsonl, bert_config, tiny):
+    # Hybrid prompts with a soft-prompt length other than the shipped templates' 8.
+    model = tiny.model_config(prompt_mode="hybrid", soft_prompt_length=2)
+    output = tmp_path / "run"
+    first = train(tiny.train_config(train_jsonl, output, epochs=2, patience=100, model=model),
+                  encoder_config=bert_config, progress=False)
+    assert [h["epoch"] for h in first["history"]] == [1, 2]
+    checkpoint = torch.load(output / "checkpoint.pt", weights_only=False)
+    assert checkpoint["state"]["epoch"] == 2 and checkpoint["state"]["step_in_epoch"] == 0
+    assert checkpoint["model"]["soft_prompt.vectors"].shape == (2, 2, 32)
+
+    resumed = train(tiny.train_config(train_jsonl, output, epochs=3, patience=100, model=model), resume=True,
+                    encoder_config=bert_config, progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["history"][:2] == first["history"]  # restored from the checkpoint, not retrained
+    after = torch.load(output / "checkpoint.pt", weights_only=False)
+    assert after["state"]["epoch"] == 3
+    assert not torch.equal(after["model"]["head.start.weight"], checkpoint["model"]["head.start.weight"])
+
+    # A finished run resumes to nothing more; without --resume it starts over.
+    finished = train(tiny.train_config(train_jsonl, output, epochs=3, patience=100, model=model), resume=True,
+                     encoder_config=bert_config, progress=False)
+    assert finished["history"] == resumed["history"]
+    fresh = train(tiny.train_config(train_jsonl, output, epochs=1, patience=100, model=model),
+                  encoder_config=bert_config, progress=False)
+    assert [h["epoch"] for h in fresh["history"]] == [1]
+
+
+def test_train_config_from_dict_and_overrides():
+    data = config_override({"model": {"prompt_mode": "hybrid"}, "epochs": 2},
+                           ["epochs=5", "model.prompt_mode=soft", "model.lora_rank=8", "datasets=[\"jsonl:x\"]",
+                            "version=v-2"])
+    config = TrainConfig.from_dict(data)
+    assert (config.epochs, config.model.prompt_mode, config.model.lora_rank) == (5, "soft", 8)
+    assert config.datasets == ["jsonl:x"] and config.version == "v-2"
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown training option"):
+        TrainConfig.from_dict({"epochz": 3})
+    with pytest.raises(ValueError, match="not key=value"):
+        config_override({}, ["epochs"])
+
+
+def test_shipped_default_config_parses():
+    from pathlib import Path
+
+    import ner_engine
+
+    path = Path(ner_engine.__file__).with_name("configs") / "default.json"
+    config = TrainConfig.from_dict(json.loads(path.read_text()))
+    assert config.model.entity_types and config.datasets
