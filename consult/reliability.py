@@ -163,3 +163,40 @@ def sweeper_start() -> Sweeper | None:
 def sweeper_stop() -> None:
     if _sweeper is not None:
         _sweeper.stop()
+
+
+def messages_delivery_audit(*, message_ids: list[int]) -> dict[str, object]:
+    """What became of these patient messages: stored, processed, failed or unfinished, and anything written
+    twice (entities at the same offsets, triage events of one rule, replies). Used by bench/load.py."""
+    from django.db.models import Count
+
+    from consult.models import Entity, TriageEvent
+
+    ids = set(message_ids)
+    stored = dict(Message.objects.filter(pk__in=ids).values_list("id", "status"))
+    by_status: dict[str, int] = {}
+    for status in stored.values():
+        by_status[status] = by_status.get(status, 0) + 1
+    replies = dict(
+        Message.objects.filter(reply_to_id__in=ids).values("reply_to_id").annotate(n=Count("id")).values_list("reply_to_id", "n")
+    )
+    processed = [i for i, status in stored.items() if status == Message.Status.PROCESSED]
+    duplicate_entities = (
+        Entity.objects.filter(message_id__in=ids).values("message_id", "type", "start", "end")
+        .annotate(n=Count("id")).filter(n__gt=1).count()
+    )
+    duplicate_events = (
+        TriageEvent.objects.filter(message_id__in=ids).values("message_id", "rule_id")
+        .annotate(n=Count("id")).filter(n__gt=1).count()
+    )
+    return {
+        "sent": len(ids),
+        "stored": len(stored),
+        "lost": sorted(ids - set(stored)),
+        "by_status": by_status,
+        "processed_without_reply": sum(1 for i in processed if replies.get(i, 0) == 0),
+        "extra_replies": sum(n - 1 for n in replies.values() if n > 1),
+        "duplicate_entities": duplicate_entities,
+        "duplicate_triage_events": duplicate_events,
+        "entities": Entity.objects.filter(message_id__in=ids).count(),
+    }
