@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test install bench-e2e clean
+.PHONY: run test test-postgres install bench-e2e bench-load clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -30,6 +30,18 @@ run: install
 test: install
 	@mkdir -p test-results && rm -f test-results/pytest-exit-code
 	$(PY) -m pytest $(PYTEST_ARGS); code=$$?; echo $$code > test-results/pytest-exit-code; exit $$code
+
+# The app's tests again on PostgreSQL (unit tests and the fault tests, which then run their system on it too),
+# in a test database of this run's own. POSTGRES_URL names the server and a database to connect to.
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+test-postgres: install
+	@mkdir -p test-results && rm -f test-results/pytest-postgres-exit-code
+	DATABASE_URL=$(POSTGRES_URL) TEST_DATABASE_NAME=test_consult_$$$$ $(PY) -m pytest tests/consult tests/reliability $(PYTEST_ARGS); \
+		code=$$?; echo $$code > test-results/pytest-postgres-exit-code; exit $$code
+
+# Load and faults: 50 patients x 10 messages over websockets, then a database audit (bench/load.py --help).
+bench-load: install
+	$(PY) bench/load.py $(BENCH_ARGS)
 
 # End-to-end latency: 10 concurrent patients over websockets against a system it starts itself.
 bench-e2e: install

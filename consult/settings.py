@@ -13,6 +13,7 @@ ALLOWED_HOSTS           Comma-separated host names (default: localhost,127.0.0.1
 CSRF_TRUSTED_ORIGINS    Comma-separated origins, e.g. https://consult.example.org.
 DATABASE_URL            dj-database-url URL, e.g. postgres://user:pass@host/db (default: SQLite var/db.sqlite3).
 DB_CONN_MAX_AGE         Seconds to keep database connections open (default 0: ASGI-safe).
+TEST_DATABASE_NAME      Name of the database the test suite creates (default: Django's test_<NAME>).
 REDIS_URL               Celery broker and channels-redis layer (default redis://127.0.0.1:6379/0).
 NER_MODEL               ner_engine model name or path loaded by each worker (default "default").
 MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default 2000). Longer
@@ -175,6 +176,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+
+if os.environ.get("TEST_DATABASE_NAME"):
+    # Parallel test runs against one PostgreSQL server each need a test database of their own.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
