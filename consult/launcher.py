@@ -17,7 +17,8 @@ Environment: everything in consult/settings.py, plus
                                    demo account passwords; without them a password is generated once
                                    per checkout and kept in var/demo_logins.json (mode 0600)
 
-Each worker runs inference with one torch thread (OMP_NUM_THREADS=1 unless set; see worker_env).
+Each worker runs inference with one torch thread (OMP_NUM_THREADS=1 unless set; see worker_env), and a
+sweeper thread that re-queues messages no queue holds any more (consult/reliability.py): nothing else to run.
 
 The helpers (free_port, redis_command, worker_command, web_command, Supervisor, ...) are shared with
 the integration tests (tests/conftest.py) and bench/e2e_latency.py, so that those start the system

@@ -231,4 +231,7 @@ def test_retries_then_fails_with_a_visible_reason(consultation, broker, monkeypa
     assert f"after {len(attempts)} attempts (its language model is not available)" in message.error
     assert message.text == TEXT, "the patient's words are kept"
     assert "could not be loaded" in caplog.text
+    # Exponential backoff between the attempts.
+    for retry in range(settings.MESSAGE_PROCESS_MAX_RETRIES):
+        assert f"retrying in {2 ** retry} s" in caplog.text
     assert lease(broker, message.id) is None
