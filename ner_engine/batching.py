@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ner_engine.decoding import Candidate, overlaps_resolve, spans_decode
@@ -47,23 +49,45 @@ def length_batches(triplets: Sequence[Triplet], batch_size: int) -> list[list[in
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+@dataclass
+class TripletLogits:
+    start: np.ndarray   # [L]
+    end: np.ndarray     # [L]
+    match: np.ndarray   # [L, W]
+
+
 @torch.inference_mode()
-def triplets_predict(model, triplets: Sequence[Triplet], num_texts: int, *, batch_size: int = 64,
-                     device: str = "cpu", pad_id: int = 0, threshold: float = 0.5) -> list[list[Candidate]]:
-    """Run the model over triplets and return resolved candidates per text (all types in one pass)."""
-    per_text: list[list[Candidate]] = [[] for _ in range(num_texts)]
+def triplets_forward(model, triplets: Sequence[Triplet], *, batch_size: int = 64, device: str = "cpu",
+                     pad_id: int = 0) -> list[TripletLogits]:
+    """Span-head logits for every triplet, in input order, trimmed to each triplet's length."""
+    logits: list[TripletLogits | None] = [None] * len(triplets)
     width = model.config.max_span_width
     for indices in length_batches(triplets, batch_size):
         chunk = [triplets[i] for i in indices]
         batch = triplets_collate(chunk, pad_id=pad_id, max_span_width=width)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        output = model(**batch)
+        output = model(**{k: v.to(device) for k, v in batch.items()})
         start = output.start_logits.float().cpu().numpy()
         end = output.end_logits.float().cpu().numpy()
         match = output.match_logits.float().cpu().numpy()
-        for row, triplet in enumerate(chunk):
-            n = len(triplet.input_ids)
-            per_text[triplet.text_index].extend(spans_decode(
-                start[row, :n], end[row, :n], match[row, :n], triplet.offsets, triplet.word_start,
-                triplet.word_end, triplet.type, threshold=threshold))
+        for row, index in enumerate(indices):
+            n = len(triplets[index].input_ids)
+            logits[index] = TripletLogits(start[row, :n], end[row, :n], match[row, :n])
+    return logits
+
+
+def triplets_decode(triplets: Sequence[Triplet], logits: Sequence[TripletLogits], num_texts: int, *,
+                    threshold: float = 0.5) -> list[list[Candidate]]:
+    """Resolved candidates per text from precomputed logits (cheap: thresholds can be tried on one forward)."""
+    per_text: list[list[Candidate]] = [[] for _ in range(num_texts)]
+    for triplet, out in zip(triplets, logits):
+        per_text[triplet.text_index].extend(spans_decode(
+            out.start, out.end, out.match, triplet.offsets, triplet.word_start, triplet.word_end, triplet.type,
+            threshold=threshold))
     return [overlaps_resolve(candidates) for candidates in per_text]
+
+
+def triplets_predict(model, triplets: Sequence[Triplet], num_texts: int, *, batch_size: int = 64,
+                     device: str = "cpu", pad_id: int = 0, threshold: float = 0.5) -> list[list[Candidate]]:
+    """Run the model over triplets and return resolved candidates per text (all types in one pass)."""
+    logits = triplets_forward(model, triplets, batch_size=batch_size, device=device, pad_id=pad_id)
+    return triplets_decode(triplets, logits, num_texts, threshold=threshold)

@@ -30,7 +30,11 @@ def artifact_save(directory: str | Path, model: PromptBioMRC, templates: Mapping
                   *, card: dict | None = None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_state_dict(model), str(directory / WEIGHTS_FILE))
+    state = trainable_state_dict(model)
+    if model.config.lora_rank <= 0:
+        # A fully fine-tuned encoder is stored in half precision (half the size); loading casts it back to float32.
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(directory / WEIGHTS_FILE))
     (directory / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     encoder = model.encoder.get_base_model() if hasattr(model.encoder, "get_base_model") else model.encoder
     (directory / "encoder_config.json").write_text(encoder.config.to_json_string())
@@ -70,7 +74,7 @@ class Extractor:
     """Thread-safe inference: every (text, type) query of a call runs in the same batched forward passes."""
 
     def __init__(self, model: PromptBioMRC, templates: Mapping[str, QueryTemplate], *, device: str = "cpu",
-                 model_version: str = "unversioned", batch_size: int = 64, threshold: float = 0.5,
+                 model_version: str = "unversioned", batch_size: int = 64, threshold: float | None = None,
                  context: bool = True) -> None:
         config = model.config
         self.model = model
@@ -78,7 +82,7 @@ class Extractor:
         self.model_version = model_version
         self.template_version = "shipped"
         self.batch_size = batch_size
-        self.threshold = threshold
+        self.threshold = config.decode_threshold if threshold is None else threshold
         self.tokenizer = tokenizer_load(config.backbone)
         self.builder = TripletBuilder(self.tokenizer, templates, config.entity_types, prompt_mode=config.prompt_mode,
                                       max_length=config.max_length, window_overlap=config.window_overlap)

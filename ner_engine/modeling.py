@@ -22,6 +22,7 @@ class PromptBioMRCConfig:
     prompt_mode: str = "hybrid"            # plain | hard | soft | hybrid
     soft_prompt_length: int = 8
     max_span_width: int = 16               # tokens; longer mentions are not predicted
+    decode_threshold: float = 0.5          # start, end and match probabilities must each pass it (tuned on dev)
     match_hidden_size: int = 128
     dropout: float = 0.1
     start_loss_weight: float = 1.0

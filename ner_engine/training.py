@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ner_engine.backbones import device_resolve, tokenizer_load
-from ner_engine.batching import length_batches, triplets_collate, triplets_predict
+from ner_engine.batching import length_batches, triplets_collate, triplets_decode, triplets_forward
 from ner_engine.datasets import REGISTRY, dataset_load
 from ner_engine.evaluation import spans_evaluate
 from ner_engine.extractor import artifact_save, model_build
@@ -100,13 +100,32 @@ def _documents(names: Sequence[str], split: str, data_dir: str | None, limit: in
 
 
 def model_evaluate(model: PromptBioMRC, builder: TripletBuilder, documents: Sequence[Document], *,
-                   device: str, pad_id: int, merge: dict | None = None, batch_size: int = 64):
-    """Strict/lenient scores of a model on documents (only the types each document annotates are queried)."""
+                   device: str, pad_id: int, merge: dict | None = None, batch_size: int = 64,
+                   thresholds: Sequence[float] | None = None):
+    """Strict/lenient scores of a model on documents (only the types each document annotates are queried).
+    With several `thresholds`, one forward pass serves them all and a {threshold: report} dict is returned."""
     model.eval()
     triplets = documents_to_triplets(builder, documents)
-    predicted = triplets_predict(model, triplets, len(documents), batch_size=batch_size, device=device, pad_id=pad_id)
-    predicted_spans = [[Span(c.start, c.end, c.type) for c in found] for found in predicted]
-    return spans_evaluate([doc.spans for doc in documents], predicted_spans, merge=merge)
+    logits = triplets_forward(model, triplets, batch_size=batch_size, device=device, pad_id=pad_id)
+    reports = {}
+    for threshold in thresholds or [model.config.decode_threshold]:
+        predicted = triplets_decode(triplets, logits, len(documents), threshold=threshold)
+        predicted_spans = [[Span(c.start, c.end, c.type) for c in found] for found in predicted]
+        reports[threshold] = spans_evaluate([doc.spans for doc in documents], predicted_spans, merge=merge)
+    return reports if thresholds else reports[model.config.decode_threshold]
+
+
+DECODE_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def decode_threshold_tune(model: PromptBioMRC, builder: TripletBuilder, dev_sets: dict[str, list[Document]], *,
+                          device: str, pad_id: int) -> tuple[float, dict]:
+    """The decoding threshold with the best mean dev micro F1, and the dev reports at that threshold."""
+    by_dataset = {name: model_evaluate(model, builder, docs, device=device, pad_id=pad_id, thresholds=DECODE_THRESHOLDS,
+                                       merge=REGISTRY[name].eval_merge if name in REGISTRY else None)
+                  for name, docs in dev_sets.items()}
+    best = max(DECODE_THRESHOLDS, key=lambda t: (np.mean([r[t].strict["micro"].f1 for r in by_dataset.values()]), t))
+    return best, {name: reports[best].to_dict() for name, reports in by_dataset.items()}
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -249,6 +268,10 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         from ner_engine.model_card import model_card_write
 
         best_model, _ = artifact_load(best, device=device)
+        threshold, card["dev"] = decode_threshold_tune(best_model, builder, dev_sets, device=device, pad_id=pad_id)
+        best_model.config.decode_threshold = threshold
+        (best / "config.json").write_text(json.dumps(best_model.config.to_dict(), indent=2) + "\n")
+        logger.info("decoding threshold tuned on dev: %s", threshold)
         card["test"] = {name: model_evaluate(best_model, builder, docs, device=device, pad_id=pad_id,
                                              merge=REGISTRY[name].eval_merge if name in REGISTRY else None).to_dict()
                         for name, docs in _documents(config.test_datasets, "test", config.data_dir, None).items()}
