@@ -20,7 +20,7 @@ PATIENT_TEXT = "I've had a headache and fever for two days, no medications"
 TIMEOUT_MS = 120_000
 
 
-def test_patient_describes_symptoms_and_sees_record_and_follow_up_question(system, page):
+def test_patient_describes_symptoms_and_sees_record_and_follow_up_question(chromium_executable, system, page):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
