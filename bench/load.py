@@ -64,6 +64,8 @@ MESSAGES = [
     "The pain is in my lower back and it started after lifting boxes",
     "I feel dizzy when I stand up and I have had diarrhoea",
 ]
+# Seconds without any frame after which a patient asks for the state again (a push may have been missed).
+QUIET_POLL_S = 20.0
 # Generous limits for the system the bench starts; the bench measures capacity, not the abuse limits.
 BENCH_ENV = {
     "PATIENT_MESSAGE_RATE": "1000000/minute",
@@ -155,6 +157,8 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     reconnects: int = 0
+    state_polls: int = 0
+    found_by_reread: int = 0  # results first seen after a re-read: at most this many pushes were lost
     consultations: int = 0
 
 
@@ -197,13 +201,31 @@ async def patient(number: int, base_url: str, texts: list[str], start: asyncio.E
             message_id = None
             resend = True
             deadline = sent + timeout_s
+            # The processed update can overtake the acknowledgement (a fast worker): keep the latest state.
+            latest_state: dict = {}
+            polled = False
             while time.perf_counter() < deadline:
                 try:
                     if resend:
                         await socket.send(json.dumps({"type": "message.send", "text": text, "client_id": client_id}))
                         resend = False
-                    frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=deadline - time.perf_counter()))
-                except (websockets.ConnectionClosed, OSError) as exc:
+                    try:
+                        frame = json.loads(await asyncio.wait_for(
+                            socket.recv(), timeout=min(QUIET_POLL_S, max(0.1, deadline - time.perf_counter()))))
+                    except TimeoutError:
+                        if time.perf_counter() >= deadline:
+                            raise
+                        # Quiet for a while: ask for the state again, as the page does when it reconnects
+                        # (pushes are best effort; the state is the truth).
+                        await socket.send(json.dumps({"type": "auth", "token": token}))
+                        outcome.state_polls += 1
+                        polled = True
+                        continue
+                except TimeoutError:
+                    outcome.problems.append(f"patient {number}: message {message_id or client_id} not processed "
+                                            f"within {timeout_s:.0f} s")
+                    break
+                except (websockets.ConnectionClosed, OSError) as exc:  # after TimeoutError, an OSError too
                     # The page would reconnect and read the state again; so does the bench.
                     outcome.reconnects += 1
                     outcome.problems.append(f"patient {number}: socket closed ({exc!r}); reconnecting")
@@ -215,10 +237,6 @@ async def patient(number: int, base_url: str, texts: list[str], start: asyncio.E
                         frame = {"type": "consultation.update", **state}
                     else:
                         continue
-                except TimeoutError:
-                    outcome.problems.append(f"patient {number}: message {message_id or client_id} not processed "
-                                            f"within {timeout_s:.0f} s")
-                    break
                 if frame["type"] == "error":
                     if frame.get("code") == "closed":
                         # The triage finished this consultation: a new one, and the same message again.
@@ -227,17 +245,23 @@ async def patient(number: int, base_url: str, texts: list[str], start: asyncio.E
                         await socket.close()
                         socket, _ = await socket_open(base_url, consultation_id, token)
                         resend = True
+                        latest_state = {}
                         continue
                     outcome.problems.append(f"patient {number}: error {frame.get('code')}: {frame.get('message')}")
                     break
+                if frame["type"] == "consultation.update":
+                    latest_state = frame
                 if frame["type"] == "message.queued" and frame.get("client_id") == client_id:
                     message_id = frame["id"]
                     outcome.acked[message_id] = text
                     outcome.queued_ms.append((time.perf_counter() - sent) * 1000)
-                elif frame["type"] == "consultation.update" and message_id is not None:
+                    frame = latest_state  # already processed before the acknowledgement came?
+                if frame.get("type") == "consultation.update" and message_id is not None:
                     mine = message_in(frame, message_id)
                     if mine and mine["status"] == "processed":
                         outcome.processed_ms.append((time.perf_counter() - sent) * 1000)
+                        if polled:
+                            outcome.found_by_reread += 1
                         break
                     if mine and mine["status"] == "failed":
                         outcome.failed.append(mine["error"])
@@ -359,7 +383,8 @@ def main() -> int:
     for event in events:
         print(f"  event: {event}")
     print(f"  acknowledged {len(outcome.acked)} messages in {outcome.consultations} consultations; "
-          f"{outcome.reconnects} reconnects")
+          f"{outcome.reconnects} reconnects, {outcome.state_polls} state re-reads after {QUIET_POLL_S:.0f} s of quiet, "
+          f"{outcome.found_by_reread} results first seen after a re-read (at most that many pushes lost)")
     print(f"  database: stored {audit['stored']}/{audit['sent']}, lost {len(audit['lost'])}, "
           f"statuses {audit['by_status']}, entities {audit['entities']}")
     print(f"  duplicates: entities {audit['duplicate_entities']}, triage events {audit['duplicate_triage_events']}, "

@@ -15,6 +15,7 @@ DATABASE_URL            dj-database-url URL, e.g. postgres://user:pass@host/db (
 DB_CONN_MAX_AGE         Seconds to keep database connections open (default 0: ASGI-safe).
 TEST_DATABASE_NAME      Name of the database the test suite creates (default: Django's test_<NAME>).
 REDIS_URL               Celery broker and channels-redis layer (default redis://127.0.0.1:6379/0).
+CHANNEL_LAYER_CAPACITY  Updates one web process may have waiting in Redis before new ones are dropped (2000).
 NER_MODEL               ner_engine model name or path loaded by each worker (default "default").
 MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default 2000). Longer
                         messages are refused with a clear error, never truncated.
@@ -240,7 +241,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # All sockets of one web process share one Redis queue, and group_send silently drops what
+        # exceeds its capacity: channels-redis' default of 100 is little for hundreds of open pages.
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": int(os.environ.get("CHANNEL_LAYER_CAPACITY", "2000"))},
     }
 }
 
