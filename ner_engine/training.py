@@ -111,7 +111,8 @@ def model_evaluate(model: PromptBioMRC, builder: TripletBuilder, documents: Sequ
     for threshold in thresholds or [model.config.decode_threshold]:
         predicted = triplets_decode(triplets, logits, len(documents), threshold=threshold)
         predicted_spans = [[Span(c.start, c.end, c.type) for c in found] for found in predicted]
-        reports[threshold] = spans_evaluate([doc.spans for doc in documents], predicted_spans, merge=merge)
+        gold = [[s for s in doc.spans if s.type in builder.entity_types] for doc in documents]  # in the model's scope
+        reports[threshold] = spans_evaluate(gold, predicted_spans, merge=merge)
     return reports if thresholds else reports[model.config.decode_threshold]
 
 

@@ -49,7 +49,17 @@ class ContextPipeline:
             entity.attributes["assertion"] = assertion
             entity.attributes["attributes"] = {kind: attributes[kind].to_dict() for kind in KINDS if kind in attributes}
             entity.attributes["codes"] = self.normaliser.normalise(entity.text, entity.type) if self.normalise else []
+            if entity.type == "DISEASE" and _is_symptom_code(entity.attributes["codes"]):
+                # Biomedical corpora (BC5CDR, NCBI) label "headache" or "fever" as Disease; ICD-10-CM itself
+                # files them under chapter R (symptoms and signs), which is what the consultation record needs.
+                entity.type = "SYMPTOM"
+                entity.attributes["retyped_from"] = "DISEASE"
         return list(entities)
+
+
+def _is_symptom_code(codes: Sequence[dict]) -> bool:
+    icd = next((c for c in codes if c["system"] == "ICD-10-CM"), None)
+    return icd is not None and icd["code"].startswith("R")
 
 
 _default: ContextPipeline | None = None
