@@ -25,9 +25,10 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable):
-    # Playwright's sync API runs its own event loop: never inside an asyncio test.
+    # Playwright's sync API keeps an event loop running in this thread while it is open, which breaks every
+    # later asyncio.run() in the session: so it lives only as long as a browser test module.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
