@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from ner_engine.backbones import device_resolve, encoder_load, tokenizer_load
 from ner_engine.batching import triplets_predict
-from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, lora_apply, trainable_state_dict
+from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, encoder_freeze, lora_apply, trainable_state_dict
 from ner_engine.triplets import QueryTemplate, TripletBuilder, templates_from_dict, templates_to_dict
 from ner_engine.types import Entity
 
@@ -21,9 +21,46 @@ WEIGHTS_FILE = "model.safetensors"
 
 def model_build(config: PromptBioMRCConfig, *, encoder_config=None) -> PromptBioMRC:
     """Encoder (pretrained weights, or randomly initialised from `encoder_config`) + soft prompts + span head,
-    with LoRA applied when the config asks for it."""
+    with LoRA or partial freezing applied when the config asks for it."""
     encoder = encoder_load(config.backbone, config=encoder_config)
-    return lora_apply(PromptBioMRC(config, encoder))
+    model = encoder_freeze(lora_apply(PromptBioMRC(config, encoder)))
+    model.pretrained_encoder = encoder_config is None
+    return model
+
+
+# How model.safetensors holds the weights (its metadata "format"):
+#   delta-int8  only what training changed, each encoder matrix as an int8 difference from the pretrained
+#               backbone (one scale per row) -- a few MB on top of the pip-installed encoder;
+#   lora        adapters + soft prompts + head, on top of the pretrained backbone;
+#   full        every weight in half precision, for encoders with no pretrained weights to refer to (tests).
+DELTA_SCALE = ".delta_scale"
+
+
+def _delta_encode(state: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    encoded = {}
+    for name, tensor in state.items():
+        reference = base.get(name.removeprefix("encoder."))
+        if reference is None or tensor.dim() != 2 or reference.shape != tensor.shape:
+            encoded[name] = tensor.float()  # head, soft prompts, biases, LayerNorms: small, kept exact
+            continue
+        delta = tensor.float() - reference.float()                                 # [rows, cols]
+        scale = delta.abs().amax(dim=1).clamp(min=1e-12) / 127.0                   # [rows]
+        encoded[name] = torch.round(delta / scale[:, None]).to(torch.int8)         # [rows, cols]
+        encoded[name + DELTA_SCALE] = scale
+    return encoded
+
+
+def _delta_decode(state: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    decoded = {}
+    for name, tensor in state.items():
+        if name.endswith(DELTA_SCALE):
+            continue
+        scale = state.get(name + DELTA_SCALE)
+        if scale is None:
+            decoded[name] = tensor
+        else:
+            decoded[name] = base[name.removeprefix("encoder.")].float() + tensor.float() * scale[:, None]
+    return decoded
 
 
 def artifact_save(directory: str | Path, model: PromptBioMRC, templates: Mapping[str, QueryTemplate],
@@ -31,10 +68,15 @@ def artifact_save(directory: str | Path, model: PromptBioMRC, templates: Mapping
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = trainable_state_dict(model)
-    if model.config.lora_rank <= 0:
-        # A fully fine-tuned encoder is stored in half precision (half the size); loading casts it back to float32.
+    if model.config.lora_rank > 0:
+        weights_format = "lora"
+    elif getattr(model, "pretrained_encoder", False):
+        weights_format = "delta-int8"
+        state = _delta_encode(state, encoder_load(model.config.backbone).state_dict())
+    else:
+        weights_format = "full"
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    save_file(state, str(directory / WEIGHTS_FILE))
+    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": weights_format})
     (directory / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     encoder = model.encoder.get_base_model() if hasattr(model.encoder, "get_base_model") else model.encoder
     (directory / "encoder_config.json").write_text(encoder.config.to_json_string())
@@ -46,18 +88,22 @@ def artifact_save(directory: str | Path, model: PromptBioMRC, templates: Mapping
 
 
 def artifact_load(directory: str | Path, *, device: str = "cpu") -> tuple[PromptBioMRC, dict[str, QueryTemplate]]:
+    from safetensors import safe_open
     from transformers import AutoConfig
 
     directory = Path(directory)
     if not (directory / "config.json").exists():
         raise FileNotFoundError(f"{directory} is not a Prompt-bioMRC model (no config.json)")
     config = PromptBioMRCConfig.from_dict(json.loads((directory / "config.json").read_text()))
+    with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as weights:
+        weights_format = (weights.metadata() or {}).get("format") or ("lora" if config.lora_rank > 0 else "full")
     state = load_file(str(directory / WEIGHTS_FILE))
-    # A fully fine-tuned artifact holds every encoder weight, so the encoder is built from its saved config;
-    # a LoRA artifact holds only adapters and starts from the pretrained backbone.
-    full = config.lora_rank <= 0
-    encoder_config = AutoConfig.from_pretrained(str(directory / "encoder_config.json")) if full else None
+    # Only a "full" artifact holds every encoder weight; the others start from the pretrained backbone.
+    encoder_config = (AutoConfig.from_pretrained(str(directory / "encoder_config.json"))
+                      if weights_format == "full" else None)
     model = model_build(config, encoder_config=encoder_config)
+    if weights_format == "delta-int8":
+        state = _delta_decode(state, model.encoder.state_dict())
     missing = set(state) - set(model.state_dict())
     if missing:
         raise ValueError(f"{directory}: weights do not fit the model ({sorted(missing)[:3]} ...)")

@@ -33,6 +33,10 @@ class PromptBioMRCConfig:
     lora_rank: int = 0                     # 0 = full fine-tuning; > 0 = LoRA adapters, encoder frozen
     lora_alpha: int = 32
     lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    # Full fine-tuning only: parts of the encoder kept at their pretrained weights. Artifacts then need not
+    # store them (the word embeddings alone are half of MiniLM), and training skips their weight gradients.
+    freeze_embeddings: bool = False
+    frozen_layers: int = 0                 # bottom transformer layers
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,6 +173,23 @@ def lora_apply(model: PromptBioMRC) -> PromptBioMRC:
     lora = LoraConfig(r=model.config.lora_rank, lora_alpha=model.config.lora_alpha, lora_dropout=0.05,
                       target_modules=model.config.lora_targets, bias="none")
     model.encoder = get_peft_model(model.encoder, lora)
+    return model
+
+
+def encoder_freeze(model: PromptBioMRC) -> PromptBioMRC:
+    """Keep the embeddings and/or the bottom `frozen_layers` transformer layers at their pretrained weights."""
+    config = model.config
+    if config.lora_rank > 0 or not (config.freeze_embeddings or config.frozen_layers):
+        return model
+    encoder = model.encoder
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None or not hasattr(encoder, "embeddings"):
+        raise ValueError(f"{config.backbone}: freezing needs a BERT-style encoder (embeddings + encoder.layer)")
+    if config.frozen_layers > len(layers):
+        raise ValueError(f"frozen_layers={config.frozen_layers} but the encoder has {len(layers)} layers")
+    frozen = ([encoder.embeddings] if config.freeze_embeddings else []) + list(layers[: config.frozen_layers])
+    for module in frozen:
+        module.requires_grad_(False)
     return model
 
 

@@ -43,7 +43,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     seed: int = 13
-    patience: int = 2
+    patience: int = 2                              # dev evaluations without improvement before stopping
+    eval_every: int | None = None                  # steps between dev evaluations (always at each epoch's end)
+    init_from: str | None = None                   # a model directory (or "default") to start from
     max_train_documents: int | None = None         # per corpus, for quick runs
     max_dev_documents: int | None = 1000           # per corpus
     checkpoint_every: int = 200                    # steps
@@ -129,6 +131,20 @@ def decode_threshold_tune(model: PromptBioMRC, builder: TripletBuilder, dev_sets
     return best, {name: reports[best].to_dict() for name, reports in by_dataset.items()}
 
 
+def _weights_init(model: PromptBioMRC, source: str) -> None:
+    """Start from another model's trained weights (same entity types and prompt shape); parts this model
+    keeps frozen stay at their pretrained values."""
+    from ner_engine.extractor import artifact_load, model_dir_resolve
+
+    donor, _ = artifact_load(model_dir_resolve(source))
+    if donor.config.entity_types != model.config.entity_types:
+        raise ValueError(f"init_from {source}: entity types {donor.config.entity_types} differ from "
+                         f"{model.config.entity_types}")
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    model.load_state_dict({k: v for k, v in donor.state_dict().items() if k in trainable}, strict=False)
+    logger.info("initialised %d trainable tensors from %s", len(trainable), source)
+
+
 def _peak_memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -160,6 +176,8 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
 
     model = model_build(config.model, encoder_config=encoder_config)
     model.soft_prompt_init([builder.soft_init_ids(t) for t in config.model.entity_types])
+    if config.init_from:
+        _weights_init(model, config.init_from)
     model.to(device)
     head_parameters = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     encoder_parameters = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
@@ -176,7 +194,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         (step + 1) / max(warmup, 1), max(0.0, (total_steps - step) / max(total_steps - warmup, 1))))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
 
-    state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "best_f1": -1.0, "bad_epochs": 0, "history": [],
+    state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "best_f1": -1.0, "bad_evaluations": 0, "history": [],
              "elapsed": 0.0}
     checkpoint = output / "checkpoint.pt"
     if resume and checkpoint.exists():
@@ -185,7 +203,6 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
-        state.setdefault("step", state["epoch"] * steps_per_epoch + state["step_in_epoch"])
         logger.info("resumed at epoch %d step %d", state["epoch"], state["step_in_epoch"])
     started -= state["elapsed"]
 
@@ -197,20 +214,38 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
 
     pad_id = tokenizer.pad_token_id or 0
     width = config.model.max_span_width
-    def out_of_steps() -> bool:
-        return config.max_steps is not None and state.get("step", 0) >= config.max_steps
+    running = 0.0
 
-    while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
-        epoch = state["epoch"]
-        batches = length_batches(triplets, config.batch_size)
-        random.Random(config.seed * 1000 + epoch).shuffle(batches)
+    def dev_evaluate() -> None:
+        """Score dev, keep the best model in output_dir/best, count evaluations without improvement."""
+        scores = {name: model_evaluate(model, builder, docs, device=device, pad_id=pad_id,
+                                       merge=REGISTRY[name].eval_merge if name in REGISTRY else None).to_dict()
+                  for name, docs in dev_sets.items()}
         model.train()
-        bar = tqdm(batches[state["step_in_epoch"]:], desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
-                   mininterval=10)
-        running = 0.0
+        dev_f1 = float(np.mean([s["strict"]["micro"]["f1"] for s in scores.values()]))
+        state["history"].append({"epoch": state["epoch"] + 1, "step": state["step"], "dev_f1": dev_f1,
+                                 "loss": round(running, 5), "elapsed_s": round(time.time() - started, 1)})
+        logger.info("step %d (epoch %d) dev micro F1 %.4f (%s)", state["step"], state["epoch"] + 1, dev_f1,
+                    ", ".join(f"{n} {s['strict']['micro']['f1']:.4f}" for n, s in scores.items()))
+        if dev_f1 > state["best_f1"]:
+            state["best_f1"], state["bad_evaluations"] = dev_f1, 0
+            artifact_save(output / "best", model, builder.templates)
+            (output / "best" / "dev_scores.json").write_text(json.dumps(scores, indent=2))
+        else:
+            state["bad_evaluations"] += 1
+
+    def stop() -> bool:
+        return (state["bad_evaluations"] >= config.patience
+                or (config.max_steps is not None and state["step"] >= config.max_steps))
+
+    while state["epoch"] < config.epochs and not stop():
+        batches = length_batches(triplets, config.batch_size)
+        random.Random(config.seed * 1000 + state["epoch"]).shuffle(batches)
+        model.train()
+        bar = tqdm(batches[state["step_in_epoch"]:], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
+                   disable=not progress, mininterval=10)
+        evaluated_at = None
         for indices in bar:
-            if out_of_steps():
-                break
             batch = triplets_collate([triplets[i] for i in indices], pad_id=pad_id, max_span_width=width, with_labels=True)
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast:
@@ -223,28 +258,21 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
             running = 0.98 * running + 0.02 * loss.item() if running else loss.item()
             bar.set_postfix(loss=f"{running:.4f}")
             state["step_in_epoch"] += 1
-            state["step"] = state.get("step", 0) + 1
-            if state["step_in_epoch"] % config.checkpoint_every == 0:
+            state["step"] += 1
+            if config.eval_every and state["step"] % config.eval_every == 0:
+                dev_evaluate()
+                evaluated_at = state["step"]
+            if state["step_in_epoch"] % config.checkpoint_every == 0 or evaluated_at == state["step"]:
                 save_checkpoint()
-        scores = {name: model_evaluate(model, builder, docs, device=device, pad_id=pad_id,
-                                       merge=REGISTRY[name].eval_merge if name in REGISTRY else None).to_dict()
-                  for name, docs in dev_sets.items()}
-        dev_f1 = float(np.mean([s["strict"]["micro"]["f1"] for s in scores.values()]))
-        state["history"].append({"epoch": epoch + 1, "dev_f1": dev_f1, "loss": running,
-                                 "elapsed_s": round(time.time() - started, 1)})
-        logger.info("epoch %d dev micro F1 %.4f (%s)", epoch + 1, dev_f1,
-                    ", ".join(f"{n} {s['strict']['micro']['f1']:.4f}" for n, s in scores.items()))
-        if dev_f1 > state["best_f1"]:
-            state["best_f1"], state["bad_epochs"] = dev_f1, 0
-            artifact_save(output / "best", model, builder.templates)
-            (output / "best" / "dev_scores.json").write_text(json.dumps(scores, indent=2))
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] += 1
-        state["step_in_epoch"] = 0
+            if stop():
+                break
+        if evaluated_at != state["step"]:
+            dev_evaluate()
+        # A run cut short by max_steps resumes inside the same epoch.
+        if state["step_in_epoch"] >= len(batches):
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
         save_checkpoint()
-        if out_of_steps():
-            break
 
     elapsed = time.time() - started
     total_parameters = sum(p.numel() for p in model.parameters())

@@ -59,6 +59,42 @@ def test_artifact_round_trip_gives_identical_predictions(tiny_extractor, tiny, t
     assert templates == tiny_extractor.templates
 
 
+def test_delta_artifact_on_the_pretrained_backbone_is_small_and_faithful(tmp_path, tiny):
+    # Full fine-tuning of the embedded MiniLM with frozen embeddings and bottom layer: the artifact holds only
+    # int8 differences from the pip-installed encoder, so it stays under 10 MB, and reloads within one
+    # quantisation step of the trained weights.
+    from safetensors import safe_open
+
+    from ner_engine.extractor import model_build
+    from ner_engine.modeling import PromptBioMRCConfig
+    from ner_engine.triplets import templates_load
+
+    config = PromptBioMRCConfig(entity_types=list(tiny.types), freeze_embeddings=True, frozen_layers=1)
+    model = model_build(config)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter) * 1e-3)
+    shipped = templates_load(None)
+    tiny_templates = {t: shipped[t] for t in tiny.types}
+    artifact_save(tmp_path / "delta", model, tiny_templates)
+    weights = tmp_path / "delta" / "model.safetensors"
+    assert weights.stat().st_size < 10_000_000
+    with safe_open(str(weights), framework="pt") as stored:
+        assert stored.metadata()["format"] == "delta-int8"
+        names = set(stored.keys())
+    assert not any(name.startswith(("encoder.embeddings.", "encoder.encoder.layer.0.")) for name in names)
+    assert "encoder.encoder.layer.5.attention.self.query.weight.delta_scale" in names
+    loaded, templates = artifact_load(tmp_path / "delta")
+    assert templates == tiny_templates
+    trained, reloaded = model.state_dict(), loaded.state_dict()
+    assert set(trained) == set(reloaded)
+    for name, tensor in trained.items():
+        # One int8 step of a row is max|delta| / 127; the perturbation above is ~1e-3 * 4 standard deviations.
+        assert torch.allclose(tensor, reloaded[name], atol=1e-4), name
+
+
 def test_artifact_load_errors(tmp_path, trained):
     with pytest.raises(FileNotFoundError, match="not a Prompt-bioMRC model"):
         artifact_load(tmp_path)

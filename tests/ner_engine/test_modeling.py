@@ -169,6 +169,19 @@ def test_full_fine_tuning_trains_everything(bert_config, tiny):
     assert getattr(model.encoder, "pooler", None) is None  # span heads do not need BERT's pooler
 
 
+def test_freezing_keeps_embeddings_and_bottom_layers_pretrained(bert_config, tiny):
+    model = model_build(tiny.model_config(freeze_embeddings=True, frozen_layers=1), encoder_config=bert_config)
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(name.startswith(("encoder.embeddings.", "encoder.encoder.layer.0.")) for name in frozen)
+    assert any(name.startswith("encoder.encoder.layer.0.") for name in frozen)
+    assert "encoder.embeddings.word_embeddings.weight" in frozen
+    assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(("encoder.encoder.layer.1.",
+                                                                                     "head.", "soft_prompt.")))
+    assert set(trainable_state_dict(model)).isdisjoint(frozen)
+    with pytest.raises(ValueError, match="frozen_layers=3 but the encoder has 2 layers"):
+        model_build(tiny.model_config(frozen_layers=3), encoder_config=bert_config)
+
+
 def test_loss_decreases_over_a_few_steps(setup, documents, tokenizer):
     model, builder = setup("hybrid")
     model.train()

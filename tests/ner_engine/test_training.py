@@ -98,6 +98,38 @@ def test_resume_from_a_checkpoint(tmp_path, train_jsonl, bert_config, tiny):
     assert [h["epoch"] for h in fresh["history"]] == [1]
 
 
+def test_periodic_dev_evaluation_and_max_steps_resume_inside_the_epoch(tmp_path, train_jsonl, bert_config, tiny):
+    # Six sentences x two types at batch 2: 6 steps an epoch. Stopping at step 4 keeps the run inside epoch 1.
+    output = tmp_path / "run"
+    config = tiny.train_config(train_jsonl, output, epochs=2, patience=100, eval_every=2, max_steps=4)
+    first = train(config, encoder_config=bert_config, progress=False)
+    assert [(h["epoch"], h["step"]) for h in first["history"]] == [(1, 2), (1, 4)]
+    state = torch.load(output / "checkpoint.pt", weights_only=False)["state"]
+    assert (state["epoch"], state["step_in_epoch"], state["step"]) == (0, 4, 4)
+
+    config = tiny.train_config(train_jsonl, output, epochs=2, patience=100, eval_every=2, max_steps=None)
+    resumed = train(config, resume=True, encoder_config=bert_config, progress=False)
+    assert [(h["epoch"], h["step"]) for h in resumed["history"]] == [(1, 2), (1, 4), (1, 6), (2, 8), (2, 10),
+                                                                      (2, 12)]
+
+
+def test_training_starts_from_another_models_weights(tmp_path, trained, train_jsonl, bert_config, tiny):
+    from ner_engine.extractor import artifact_load
+
+    config = tiny.train_config(train_jsonl, tmp_path / "run", epochs=1, learning_rate=0.0, head_learning_rate=0.0,
+                               init_from=str(trained["best"]))
+    card = train(config, encoder_config=bert_config, progress=False)
+    assert card["history"][0]["dev_f1"] == 1.0  # nothing learnt here (learning rate 0): the donor's weights
+    donor, _ = artifact_load(trained["best"])
+    copy, _ = artifact_load(tmp_path / "run" / "best")
+    for name, tensor in donor.state_dict().items():
+        assert torch.equal(tensor, copy.state_dict()[name]), name
+    mismatched = tiny.train_config(train_jsonl, tmp_path / "other", epochs=1, init_from=str(trained["best"]),
+                                   model=tiny.model_config(entity_types=["DRUG"]))
+    with pytest.raises(ValueError, match="entity types"):
+        train(mismatched, encoder_config=bert_config, progress=False)
+
+
 def test_train_config_from_dict_and_overrides():
     data = config_override({"model": {"prompt_mode": "hybrid"}, "epochs": 2},
                            ["epochs=5", "model.prompt_mode=soft", "model.lora_rank=8", "datasets=[\"jsonl:x\"]",
