@@ -1,11 +1,12 @@
 """Extraction time per patient message (~30 words, 3 types): Prompt-bioMRC vs the BIO baseline, same run.
 
-    python bench/ner_speed.py [--model default] [--repeats 200] [--threads 2]
+    python bench/ner_speed.py [--model default] [--repeats 200] [--threads 2] [--precisions fp32 int8]
 
 "context" is the clinical-context stage (assertion, attributes, codes) over the MRC entities of the same
 message: the cost it adds per message. Both models share the backbone; the BIO baseline is timed with its architecture (encoder + linear head over
 the same windows), which is what its cost depends on. Calls are interleaved so machine noise hits both alike;
-the ratio is what to compare across machines.
+the ratio is what to compare across machines. Each precision (fp32; int8 = dynamic quantisation of the
+encoder's linear layers, `Extractor.load(precision="int8")`) is applied to both models alike.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ner_engine import Extractor  # noqa: E402
 from ner_engine.backbones import encoder_load, tokenizer_load  # noqa: E402
 from ner_engine.baseline import BioEncoder, BioTagger, BioTaggerConfig, bio_predict  # noqa: E402
 from ner_engine.context import ContextPipeline  # noqa: E402
+from ner_engine.extractor import model_quantize_int8  # noqa: E402
 
 MESSAGES = [
     "I've had a bad headache and a fever for two days now, and this morning I started feeling sick. I took paracetamol but it did not help much.",
@@ -48,52 +50,69 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--types", default="SYMPTOM,DISEASE,DRUG")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     types = args.types.split(",")
 
-    extractor = Extractor.load(args.model, device="cpu", context=False)
     context = ContextPipeline()
     context.warm()
-    mrc_config = extractor.model.config
-    bio_config = BioTaggerConfig(backbone=mrc_config.backbone, entity_types=types, max_length=mrc_config.max_length)
-    bio_encoder = BioEncoder(tokenizer_load(bio_config.backbone), bio_config)
-    bio_model = BioTagger(bio_config, encoder_load(bio_config.backbone)).eval()
+    extractors, bio_models = {}, {}
+    for precision in args.precisions:
+        extractors[precision] = Extractor.load(args.model, device="cpu", precision=precision, context=False)
+        mrc_config = extractors[precision].model.config
+        bio_config = BioTaggerConfig(backbone=mrc_config.backbone, entity_types=types, max_length=mrc_config.max_length)
+        bio_model = BioTagger(bio_config, encoder_load(bio_config.backbone)).eval()
+        bio_models[precision] = model_quantize_int8(bio_model) if precision == "int8" else bio_model
+    bio_encoder = BioEncoder(tokenizer_load(mrc_config.backbone), bio_config)
 
     found: dict[str, list] = {}
+    calls = []
+    for precision in args.precisions:
+        def mrc(text: str, extractor=extractors[precision]) -> None:
+            found[text] = extractor.extract([text], types=types)[0]
 
-    def mrc(text: str) -> None:
-        found[text] = extractor.extract([text], types=types)[0]
+        def bio(text: str, model=bio_models[precision]) -> None:
+            bio_predict(model, bio_encoder, [text])
+
+        calls += [(f"mrc_{precision}", mrc), (f"bio_{precision}", bio)]
+    main_precision = args.precisions[0]
 
     def clinical_context(text: str) -> None:
         context.contextualise(text, found[text])
 
-    def bio(text: str) -> None:
-        bio_predict(bio_model, bio_encoder, [text])
-
     for text in MESSAGES:  # warm-up: allocator, tokenizer caches, lazy vocabularies
-        mrc(text)
-        bio(text)
-    timings: dict[str, list[float]] = {"mrc": [], "bio": [], "context": []}
+        for _, call in calls:
+            call(text)
+    timings: dict[str, list[float]] = {name: [] for name, _ in calls} | {"context": []}
     for i in range(args.repeats):
         text = MESSAGES[i % len(MESSAGES)]
-        calls = (("mrc", mrc), ("context", clinical_context), ("bio", bio))
-        # Alternate which model runs first; the context stage always follows the MRC call it annotates.
-        for name, call in calls if i % 2 == 0 else (calls[2], calls[0], calls[1]):
+        # Rotate which call runs first so machine noise hits all alike; the context stage follows the
+        # MRC call (first precision) whose entities it annotates.
+        shift = i % len(calls)
+        for name, call in calls[shift:] + calls[:shift]:
             started = time.perf_counter()
             call(text)
             timings[name].append((time.perf_counter() - started) * 1000)
+            if name == f"mrc_{main_precision}":
+                started = time.perf_counter()
+                clinical_context(text)
+                timings["context"].append((time.perf_counter() - started) * 1000)
 
     words = statistics.mean(len(t.split()) for t in MESSAGES)
     result = {
-        "model": args.model, "model_version": extractor.model_version, "prompt_mode": mrc_config.prompt_mode,
-        "lora_rank": mrc_config.lora_rank, "types": types, "mean_words_per_message": round(words, 1),
-        "threads": args.threads, "repeats": args.repeats,
+        "model": args.model, "model_version": extractors[main_precision].model_version,
+        "prompt_mode": mrc_config.prompt_mode, "lora_rank": mrc_config.lora_rank, "types": types,
+        "mean_words_per_message": round(words, 1), "threads": args.threads, "repeats": args.repeats,
         "cpu": _cpu_name(),
         **{f"{name}_p{q}_ms": round(percentile(values, q), 2) for name, values in timings.items() for q in (50, 95)},
     }
-    result["ratio_p50_mrc_over_bio"] = round(result["mrc_p50_ms"] / result["bio_p50_ms"], 2)
+    for precision in args.precisions:
+        result[f"ratio_p50_mrc_over_bio_{precision}"] = round(
+            result[f"mrc_{precision}_p50_ms"] / result[f"bio_{precision}_p50_ms"], 2)
+    if "int8" in args.precisions and "fp32" in args.precisions:
+        result["speedup_p50_mrc_int8_over_fp32"] = round(result["mrc_fp32_p50_ms"] / result["mrc_int8_p50_ms"], 2)
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

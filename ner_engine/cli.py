@@ -27,7 +27,8 @@ def _evaluate(args) -> int:
     from ner_engine.evaluation import spans_evaluate
     from ner_engine.types import Span
 
-    extractor = Extractor.load(args.model, device=args.device, context=False)  # scores need spans only
+    # Scores need spans only: the clinical-context stage is off.
+    extractor = Extractor.load(args.model, device=args.device, precision=args.precision, context=False)
     documents = dataset_load(args.dataset, args.split, data_dir=args.data_dir)
     predicted = []
     for i in range(0, len(documents), 256):
@@ -38,8 +39,8 @@ def _evaluate(args) -> int:
     # Gold mentions of types the model has no query for (e.g. ANATOMY) are out of its scope, not misses.
     gold = [[s for s in d.spans if s.type in extractor.entity_types] for d in documents]
     report = spans_evaluate(gold, predicted, merge=merge).to_dict()
-    report.update({"model": args.model, "model_version": extractor.model_version, "dataset": args.dataset,
-                   "split": args.split})
+    report.update({"model": args.model, "model_version": extractor.model_version, "precision": args.precision,
+                   "dataset": args.dataset, "split": args.split})
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")
@@ -79,7 +80,7 @@ def _predict(args) -> int:
             rows.append(row)
     from ner_engine.extractor import Extractor
 
-    extractor = Extractor.load(args.model, device=args.device)
+    extractor = Extractor.load(args.model, device=args.device, precision=args.precision)
     with open(args.output, "w", encoding="utf-8") as out:
         for i in range(0, len(rows), args.batch_size):
             chunk = rows[i : i + args.batch_size]
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--split", default="test", choices=("train", "dev", "test"))
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--precision", default="fp32", choices=("fp32", "int8"), help="int8: quantised, CPU only")
     evaluate.add_argument("--json", help="also write the report here")
     evaluate.set_defaults(func=_evaluate)
 
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--input", required=True)
     predict.add_argument("--output", required=True)
     predict.add_argument("--device", default="auto")
+    predict.add_argument("--precision", default="fp32", choices=("fp32", "int8"), help="int8: quantised, CPU only")
     predict.add_argument("--batch-size", type=int, default=64)
     predict.set_defaults(func=_predict)
 

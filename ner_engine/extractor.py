@@ -112,6 +112,23 @@ def artifact_load(directory: str | Path, *, device: str = "cpu") -> tuple[Prompt
     return model.to(device).eval(), templates
 
 
+PRECISIONS = ("fp32", "int8")
+
+
+def model_quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of the encoder's linear layers for CPU inference (weights int8, activations
+    quantised per batch); the span head stays in float32. Several times faster on a small CPU; its F1 cost is
+    measured with `evaluate --precision int8`. Works on any model whose encoder is `model.encoder`."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # torch.ao's eager quantisation is marked deprecated in favour of torchao; it is what the pinned torch
+        # ships and needs no extra package.
+        warnings.simplefilter("ignore")
+        model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
 def model_dir_resolve(model: str | Path) -> Path:
     return DEFAULT_MODEL_DIR if str(model) == "default" else Path(model)
 
@@ -141,10 +158,18 @@ class Extractor:
             self.context = ContextPipeline()
 
     @classmethod
-    def load(cls, model: str | Path = "default", *, device: str = "auto", **kwargs) -> "Extractor":
+    def load(cls, model: str | Path = "default", *, device: str = "auto", precision: str = "fp32",
+             **kwargs) -> "Extractor":
+        """`precision="int8"` quantises the encoder for CPU inference (see `model_quantize_int8`)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         directory = model_dir_resolve(model)
         device = device_resolve(device)
+        if precision == "int8" and device != "cpu":
+            raise ValueError("int8 precision is for CPU inference; on a GPU use fp32 (autocast) instead")
         network, templates = artifact_load(directory, device=device)
+        if precision == "int8":
+            network = model_quantize_int8(network)
         card_path = directory / "model_card.json"
         version = json.loads(card_path.read_text()).get("version", directory.name) if card_path.exists() else directory.name
         return cls(network, templates, device=device, model_version=version, **kwargs)

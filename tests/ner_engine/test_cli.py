@@ -97,6 +97,18 @@ def test_evaluate_jsonl_writes_a_report(trained, tmp_path, capsys, tiny):
     assert set(report["strict"]) == {"SYMPTOM", "DRUG", "micro"}
 
 
+def test_evaluate_int8_precision(trained, tmp_path, tiny):
+    corpus = tmp_path / "eval.jsonl"
+    documents_write_jsonl(tiny.documents(), corpus)
+    report_path = tmp_path / "report.json"
+    assert main(["evaluate", "--model", str(trained["best"]), "--dataset", f"jsonl:{corpus}", "--precision", "int8",
+                 "--device", "cpu", "--json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["precision"] == "int8"
+    # The overfit tiny model keeps its margins through quantisation of its encoder.
+    assert report["strict"]["micro"]["f1"] >= 0.9
+
+
 def test_evaluate_queries_only_the_annotated_types(trained, tmp_path, tiny):
     # The same sentences annotated for drugs only: symptoms are not asked for, so none are "false positives".
     documents = [Document(d.id, d.text, [s for s in d.spans if s.type == "DRUG"], ("DRUG",)) for d in tiny.documents()]

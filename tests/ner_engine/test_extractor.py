@@ -95,6 +95,20 @@ def test_delta_artifact_on_the_pretrained_backbone_is_small_and_faithful(tmp_pat
         assert torch.allclose(tensor, reloaded[name], atol=1e-4), name
 
 
+def test_int8_extractor_quantises_the_encoder_only(trained, tiny):
+    quantised = Extractor.load(trained["best"], device="cpu", precision="int8", context=False)
+    kinds = {type(module).__module__ for module in quantised.model.encoder.modules()}
+    assert any("quantized" in kind for kind in kinds)
+    assert isinstance(quantised.model.head.start, torch.nn.Linear)
+    texts = [text for text, _ in tiny.sentences]
+    for text, entities in zip(texts, quantised.extract(texts)):
+        assert all(text[e.start : e.end] == e.text for e in entities)
+    with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
+        Extractor.load(trained["best"], device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="int8 precision is for CPU"):
+        Extractor.load(trained["best"], device="cuda", precision="int8")
+
+
 def test_artifact_load_errors(tmp_path, trained):
     with pytest.raises(FileNotFoundError, match="not a Prompt-bioMRC model"):
         artifact_load(tmp_path)
