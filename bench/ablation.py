@@ -1,8 +1,11 @@
 """Ablation: BIO baseline vs Prompt-bioMRC prompt modes (plain / hard / soft / hybrid), same backbone, data,
 budget and seeds; strict test F1 per corpus. Writes bench/results/ablation.{json,md}.
 
-    python bench/ablation.py [--datasets ncbi-disease bc5cdr] [--seeds 13 14 15] [--epochs 1]
-                             [--max-train-documents N] [--max-test-documents N] [--lora-rank 0]
+    python bench/ablation.py [--datasets ncbi-disease bc5cdr] [--modes bio hybrid] [--seeds 13 14 15]
+                             [--epochs 1] [--max-train-documents N] [--max-test-documents N] [--lora-rank 0]
+
+Runs accumulate in the results file while the budget (every option but datasets, modes and seeds) stays
+the same, so headline rows can get more seeds than the others in a second invocation.
 
 Model selection uses the dev split only; the test split is scored once per trained model. With a reduced
 budget (--max-*-documents, --epochs) the table measures the modes against each other under that budget,
@@ -44,14 +47,15 @@ def run_one(dataset: str, mode: str, seed: int, args) -> dict:
     started = time.time()
     if mode == "bio":
         result = bio_train(BioTaggerConfig(entity_types=types), _sample(dataset_load(dataset, "train"), args.max_train_documents),
-                           _sample(dataset_load(dataset, "dev"), args.max_dev_documents), epochs=args.epochs, seed=seed)
+                           _sample(dataset_load(dataset, "dev"), args.max_dev_documents), epochs=args.epochs, seed=seed,
+                           learning_rate=args.learning_rate, batch_size=args.batch_size)
         report = bio_evaluate(result["model"], result["encoder"], test)
     else:
         with tempfile.TemporaryDirectory() as output:
             config = TrainConfig(
                 model=PromptBioMRCConfig(entity_types=types, prompt_mode=mode, lora_rank=args.lora_rank),
-                datasets=[dataset], output_dir=output, epochs=args.epochs, seed=seed,
-                learning_rate=5e-5 if args.lora_rank == 0 else 8e-4,
+                datasets=[dataset], output_dir=output, epochs=args.epochs, seed=seed, batch_size=args.batch_size,
+                learning_rate=args.learning_rate if args.lora_rank == 0 else 8e-4,
                 max_train_documents=args.max_train_documents, max_dev_documents=args.max_dev_documents)
             train(config, progress=False)
             model, templates = artifact_load(Path(output) / "best")
@@ -87,6 +91,8 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[13, 14, 15])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lora-rank", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="encoder, both models (heads: 1e-3)")
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-train-documents", type=int)
     parser.add_argument("--max-dev-documents", type=int, default=1000)
     parser.add_argument("--max-test-documents", type=int)
