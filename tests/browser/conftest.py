@@ -1,10 +1,20 @@
 """Chromium for the browser tests: Debian's /usr/bin/chromium (CHROMIUM_PATH overrides), launched
-headless by Playwright. Playwright's own browser downloads are never used."""
+headless by Playwright. Playwright's own browser downloads are never used.
+
+Also, for tests against the live system: the demo accounts in its database (`demo_logins`), a patient
+whose messages go through the real worker (`patient_says`), and screenshots (`screenshot_save`).
+"""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
+
+from consult.launcher import DEMO_ACCOUNTS, ROOT, demo_logins as demo_logins_load, manage_command
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -48,3 +58,59 @@ def page(browser):
         yield page
     finally:
         context.close()
+
+
+# Accounts, patients and screenshots for tests against the live system (tests/conftest.py `system`) ------
+
+PROCESS_TIMEOUT_S = 120  # generous: the worker shares 2 cores with whatever else the machine runs
+
+
+@pytest.fixture(scope="session")
+def demo_logins(live_system) -> dict[str, str]:
+    """{username: password} of the demo accounts `clinician` and `admin` in the live system's database,
+    created as `make run` creates them: manage.py load_defaults (which also seeds the prompt templates)."""
+    logins = demo_logins_load(Path(live_system.env["DJANGO_VAR_DIR"]), live_system.env)
+    env = {**live_system.env, **{password_env: logins[username] for username, password_env in DEMO_ACCOUNTS}}
+    subprocess.run(manage_command("load_defaults"), env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return logins
+
+
+@pytest.fixture
+def patient_says(system):
+    """say(text, consultation=None) -> (consultation_id, token, message): a patient sends `text` through the
+    REST API (starting a consultation unless given one's (id, token)), and the call returns once the real
+    worker has processed it."""
+    def say(text: str, consultation: tuple[str, str] | None = None) -> tuple[str, str, dict]:
+        consultation_id, token = consultation or system.consultation_start()
+        status, body = system.api("POST", f"/api/consultations/{consultation_id}/messages/", token=token,
+                                  body={"text": text})
+        assert status == 202, (status, body)
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
+        while time.monotonic() < deadline:
+            status, state = system.api("GET", f"/api/consultations/{consultation_id}/", token=token)
+            assert status == 200, (status, state)
+            [message] = [m for m in state["messages"] if m["id"] == body["id"]]
+            if message["status"] in {"processed", "failed"}:
+                assert message["status"] == "processed", message
+                return consultation_id, token, message
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} was not processed within {PROCESS_TIMEOUT_S} s")
+
+    return say
+
+
+@pytest.fixture
+def screenshot_save():
+    """save(page, name): a full-page screenshot in test-results/<name>.png, also copied to
+    docs/screenshots/<name>.png (the ones the README shows) when UPDATE_SCREENSHOTS=1."""
+    def save(page, name: str) -> None:
+        results = ROOT / "test-results"
+        results.mkdir(exist_ok=True)
+        path = results / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+            target = ROOT / "docs" / "screenshots" / f"{name}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+    return save
