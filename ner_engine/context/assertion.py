@@ -7,6 +7,17 @@ Pseudo cues ("no change", "not only", "gram negative") mask the cues they overla
 clinical lists with patient phrasing ("no more X", "X is gone", "never had X", "my mum has X",
 "in case I get X", "had X last year").
 
+Scope, beyond the cue's window and the sentence:
+* the window counts words, but not the words of the other mentions being asserted nor the coordinators
+  "and", "or", "nor", so a cue reaches along a list of findings ("no fever, chills, night sweats or weight
+  loss"; "tests for influenza, parainfluenza virus, RSV and adenovirus were negative"), as ConText does by
+  treating each concept as one token;
+* a forward cue that overlaps the start of a mention ("There were no [signs of peritonitis]") applies, and so
+  does one that opens it ("[no signs of endocarditis]"), unless the cue is `forward-outside`: there the words
+  are the finding itself ("[absence of appetite]", "[negative T waves]");
+* a forward cue inside parentheses stops at the closing one ("(without headache or vomiting) and then numbness");
+* layout: a line break or a run of 3+ spaces or a tab (table cells flattened to text) ends the scope.
+
 Cost: a handful of compiled regular expressions run once per text; a chat message takes well under 1 ms.
 """
 from __future__ import annotations
@@ -23,14 +34,18 @@ ASSERTIONS: tuple[str, ...] = ("present",) + CATEGORIES
 DEFAULT = "present"
 
 _WORD = re.compile(r"\w+(?:['’]\w+)?")
-# Sentence ends: . ! ? ; or a newline, not inside a number ("37.5") nor an abbreviation-like "e.g.".
-_SENTENCE_END = re.compile(r"(?<!\d)[.!?;]+(?=\s|$)|(?<=\d)[.!?;]+(?=\s|$)|\n+")
+# Sentence ends: . ! ? ; followed by space, a newline, or layout whitespace (3+ spaces or a tab: table cells
+# flattened to text); not inside a number ("37.5").
+_SENTENCE_END = re.compile(r"[.!?;]+(?=\s|$)|\n+|[ \t]*\t[ \t]*| {3,}")
+# Words that join the items of a list: not counted against a cue's window.
+COORDINATORS = frozenset({"and", "or", "nor"})
+DIRECTIONS = ("forward", "forward-outside", "backward", "both")
 
 
 @dataclass(frozen=True)
 class Cue:
     category: str          # one of CATEGORIES, "pseudo" or "terminate"
-    direction: str         # forward | backward | both; for terminators the categories they close
+    direction: str         # one of DIRECTIONS; for terminators the categories they close
     window: int            # word tokens; 0 = unlimited (to the end of the sentence)
     start: int
     end: int
@@ -72,6 +87,8 @@ def rules_load(path: str | Path = CUES_FILE) -> list[_Rule]:
             raise ValueError(f"{path}:{line_number}: expected 4 tab-separated columns, got {raw!r}") from error
         if category not in CATEGORIES + ("pseudo", "terminate"):
             raise ValueError(f"{path}:{line_number}: unknown category {category!r}")
+        if category != "terminate" and direction not in DIRECTIONS:
+            raise ValueError(f"{path}:{line_number}: unknown direction {direction!r}")
         groups.setdefault((category, direction, int(window)), []).append(phrase.strip())
     return [_Rule(category, direction, window, re.compile(_alternation(phrases), re.IGNORECASE))
             for (category, direction, window), phrases in groups.items()]
@@ -112,6 +129,7 @@ class AssertionDetector:
         starts = [b[0] for b in bounds]
         terminators = [c for c in cues if c.category == "terminate"]
         triggers = [c for c in cues if c.category != "terminate"]
+        words = _WindowWords(text, spans)
         results = []
         for start, end in spans:
             sentence = bounds[max(bisect_right(starts, start) - 1, 0)]
@@ -119,25 +137,71 @@ class AssertionDetector:
             for cue in triggers:
                 if cue.category in found or cue.start < sentence[0] or cue.end > sentence[1]:
                     continue
+                forward = cue.direction in ("forward", "forward-outside", "both")
                 if cue.start < end and start < cue.end:
-                    # A forward cue that opens the mention itself ("[no signs of endocarditis]") applies.
-                    if cue.start >= start and cue.end < end and cue.direction in ("forward", "both") \
-                            and not _WORD.search(text, start, cue.start):
+                    if forward and cue.end < end and _opens(text, cue, start):
                         found.add(cue.category)
                     continue
-                if cue.end <= start and cue.direction in ("forward", "both"):
+                if cue.end <= start and forward:
                     gap = (cue.end, start)
+                    if _closes_parenthesis(text, *gap):
+                        continue
                 elif cue.start >= end and cue.direction in ("backward", "both"):
                     gap = (end, cue.start)
                 else:
                     continue
-                if cue.window and len(_WORD.findall(text, gap[0], gap[1])) > cue.window:
+                if cue.window and words.count(*gap) > cue.window:
                     continue
                 if any(gap[0] <= t.start and t.end <= gap[1] and _closes(t, cue.category) for t in terminators):
                     continue
                 found.add(cue.category)
             results.append(next((c for c in CATEGORIES if c in found), DEFAULT))
         return results
+
+
+def _closes_parenthesis(text: str, start: int, end: int) -> bool:
+    """The gap closes a parenthesis opened before it: a cue inside "(without headache, or vomiting)" does not
+    reach past the ")"."""
+    depth = 0
+    for char in text[start:end]:
+        depth += (char == "(") - (char == ")")
+        if depth < 0:
+            return True
+    return False
+
+
+def _opens(text: str, cue: Cue, start: int) -> bool:
+    """A forward cue that overlaps a mention's first word applies to it: "no [signs of peritonitis]" (the cue
+    starts before the mention) and "[no signs of endocarditis]" (the mention starts with it); a
+    `forward-outside` cue only in the first case, because inside the mention it names the finding."""
+    if cue.start < start:
+        return True
+    return cue.direction != "forward-outside" and not _WORD.search(text, start, cue.start)
+
+
+class _WindowWords:
+    """Counts the words between two offsets that use up a cue's window: all words except those of the mentions
+    being asserted and list coordinators. Prefix sums, so each count is two bisections."""
+
+    def __init__(self, text: str, spans: Sequence[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        mention_starts = [m[0] for m in merged]
+        self.starts: list[int] = []
+        self.counted = [0]
+        for match in _WORD.finditer(text):
+            index = bisect_right(mention_starts, match.start()) - 1
+            inside = index >= 0 and match.end() <= merged[index][1]
+            self.starts.append(match.start())
+            self.counted.append(self.counted[-1] + (not inside and match.group().lower() not in COORDINATORS))
+
+    def count(self, start: int, end: int) -> int:
+        """Counted words that start in [start, end)."""
+        return self.counted[bisect_right(self.starts, end - 1)] - self.counted[bisect_right(self.starts, start - 1)]
 
 
 def _closes(terminator: Cue, category: str) -> bool:

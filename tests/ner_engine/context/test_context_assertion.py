@@ -116,3 +116,76 @@ def test_bad_rule_file_is_reported(tmp_path):
     path.write_text("negated\tforward\t8\tno\n")
     with pytest.raises(ValueError, match="unknown category"):
         rules_load(path)
+
+
+@pytest.mark.parametrize("text, mention, expected", [
+    # a cue reaches along a list: the other mentions and "and"/"or" do not use up its window
+    ("without associated complaints of neck pain, stridor, dysphonia, dysphagia, malaise, fever, or chills",
+     "chills", "absent"),
+    # ... backward too
+    ("Tests for influenza, parainfluenza virus, respiratory syncytial virus, and adenovirus were negative",
+     "influenza", "absent"),
+    # "denied" governs its whole object
+    ("She denied current or previous use of HT or a prior history of pelvic pain or dysmenorrhoea",
+     "dysmenorrhoea", "absent"),
+])
+def test_list_scope(detector, text, mention, expected):
+    mentions = ["neck pain", "stridor", "dysphonia", "dysphagia", "malaise", "fever", "chills", "influenza",
+                "parainfluenza virus", "respiratory syncytial virus", "adenovirus", "pelvic pain", "dysmenorrhoea"]
+    spans = [(text.index(m), text.index(m) + len(m)) for m in mentions if m in text]
+    target = (text.index(mention), text.index(mention) + len(mention))
+    assert dict(zip(spans, detector.detect(text, spans)))[target] == expected
+
+
+def test_list_scope_needs_the_other_mentions(detector):
+    """Without the list items as mentions the same words count, and the window ends the scope."""
+    text = "without associated complaints of neck pain, stridor, dysphonia, dysphagia, malaise, fever, or chills"
+    assert assertion_of(detector, text, "chills") == "present"
+
+
+@pytest.mark.parametrize("text, mention, expected", [
+    ("There were no signs of peritonitis.", "signs of peritonitis", "absent"),   # cue overlaps the mention
+    ("no signs of endocarditis", "no signs of endocarditis", "absent"),          # cue opens the mention
+    ("combined with absence of appetite and vomiting", "absence of appetite", "present"),  # names the finding
+    ("absence of appetite", "appetite", "absent"),
+    ("Chest radiographs were reportedly negative.", "Chest radiographs", "absent"),
+    ("A buccal swab was negative for influenza A.", "buccal swab", "present"),
+    ("A buccal swab was negative for influenza A.", "influenza A", "absent"),
+    ("pulmonary, cardiac and abdominal examinations revealed no abnormality", "abnormality", "absent"),
+    ("Cervical lymph nodes were not palpable", "Cervical lymph nodes", "absent"),
+    ("The patient had no family history of breast cancer", "breast cancer", "absent"),
+    ("CT failed to reveal any abnormalities, such as brain swelling", "brain swelling", "absent"),
+    ("Emergency CT excluded pulmonary embolism", "pulmonary embolism", "absent"),
+])
+def test_clinical_cues_and_scope(detector, text, mention, expected):
+    assert assertion_of(detector, text, mention) == expected
+
+
+@pytest.mark.parametrize("text, mention", [
+    ("The nausea started (without headache or vomit) and then the numbness", "numbness"),     # parenthesis
+    ("Patient 1   No   Hypothyroidism", "Hypothyroidism"),                                   # table cells
+    ("Patient 1 44 y Male White No 1 y Hypothyroidism", "Hypothyroidism"),                   # "No" + number
+    ("would not wake for feeding, and had a weak suck", "weak suck"),                        # new clause
+    ("without breach of the adventitia, consistent with a rectal carcinoma", "rectal carcinoma"),
+    ("revealed no ova in the stools, and the stool culture yielded nothing", "stool culture"),
+    ("common but not severe problems of post-polio patients", "post-polio patients"),
+    ("The organism was catalase-negative, consistent with Streptococcus", "Streptococcus"),
+    ("treated with antibiotics without improvement in the ulcer", "ulcer"),
+    ("free T4 was low and anemia was found", "anemia"),
+    ("the rash hasn't cleared up", "rash"),
+    ("my cough has not gone away", "cough"),
+])
+def test_scope_stops(detector, text, mention):
+    assert assertion_of(detector, text, mention) != "absent"
+
+
+def test_postpositive_free(detector):
+    assert assertion_of(detector, "I have been pain free for a week", "pain") == "absent"
+    assert assertion_of(detector, "The patient was disease-free 2 years after surgery", "disease") == "absent"
+
+
+def test_bad_direction_is_reported(tmp_path):
+    path = tmp_path / "cues.tsv"
+    path.write_text("absent\tsideways\t8\tno\n")
+    with pytest.raises(ValueError, match="unknown direction"):
+        rules_load(path)
