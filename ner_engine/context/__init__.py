@@ -6,6 +6,10 @@
     entity.attributes["attributes"]  # {"duration"|"severity"|"frequency"|"body_site": {"text","start","end"}}
     entity.attributes["codes"]       # [{"system","code","name","score"}], best first; [] = uncoded
 
+Codes come from vocabularies shipped in pip packages, plus any mention -> code dictionaries a deployment
+learned from its own copy of a coded corpus (`python -m ner_engine.context build-dictionary bc5cdr`, see
+`ner_engine.context.dictionaries`).
+
 Only SYMPTOM / DISEASE / DRUG entities are annotated; DURATION / SEVERITY / ANATOMY entities from the model
 are used as attribute candidates and left as they are.
 """
@@ -34,8 +38,8 @@ class ContextPipeline:
 
     def warm(self) -> None:
         """Load every vocabulary now instead of on first use (e.g. at worker start)."""
-        for systems in SYSTEMS_BY_TYPE.values():
-            for system in systems:
+        for entity_type in SYSTEMS_BY_TYPE:
+            for system in self.normaliser.systems(entity_type):
                 self.normaliser.vocabulary(system)
 
     def contextualise(self, text: str, entities: Sequence[Entity]) -> list[Entity]:

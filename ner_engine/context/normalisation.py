@@ -23,6 +23,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # dictionaries imports this module
+    from ner_engine.context.dictionaries import DictionaryEntry
 
 SYSTEMS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "SYMPTOM": ("HPO",),
@@ -411,37 +415,72 @@ def _fuzzy_ratio(query: str, choice: str, **kwargs) -> float:
     return 0.4 * fuzz.token_set_ratio(query, choice) + 0.6 * fuzz.token_sort_ratio(query, choice)
 
 
+def vocabulary_key(entity_type: str, system: str) -> str:
+    """The vocabulary a (type, system) pair uses: MeSH chemicals and drugs live apart from MeSH diseases."""
+    return "MeSH-drug" if system == "MeSH" and entity_type == "DRUG" else system
+
+
 class Normaliser:
     """`normalise(text, entity_type)` -> ranked candidates [{system, code, name, score}], all >= threshold.
 
     Vocabularies load on first use of their system, once, under a lock; afterwards calls are read-only and
-    thread-safe. `vocabularies` injects ready-made ones (tests, evaluation with extra synonyms)."""
+    thread-safe. `vocabularies` injects ready-made ones (tests), used as they are. `dictionaries` are mention ->
+    code entries learned from a corpus's training annotations (`ner_engine.context.dictionaries`), added to
+    every vocabulary built here; None (the default) reads those installed in `dictionaries_dir()`, () none.
+    A system that only dictionaries provide (OMIM from NCBI-disease) becomes a vocabulary of its own."""
 
     def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, fuzzy: bool = True, top_k: int = 5,
-                 vocabularies: Mapping[str, Vocabulary] | None = None) -> None:
+                 vocabularies: Mapping[str, Vocabulary] | None = None,
+                 dictionaries: Iterable["DictionaryEntry"] | None = None) -> None:
         self.threshold = threshold
         self.fuzzy = fuzzy
         self.top_k = top_k
         self._vocabularies: dict[str, Vocabulary] = dict(vocabularies or {})
+        self._dictionaries: list | None = None if dictionaries is None else list(dictionaries)
         self._lock = threading.Lock()
+
+    def dictionary_entries(self) -> list:
+        if self._dictionaries is None:
+            from ner_engine.context.dictionaries import dictionaries_installed
+
+            with self._lock:
+                if self._dictionaries is None:
+                    self._dictionaries = dictionaries_installed()
+        return self._dictionaries
+
+    def systems(self, entity_type: str) -> tuple[str, ...]:
+        """Vocabulary keys searched for a type: the packaged ones, then those only dictionaries provide."""
+        packaged = SYSTEMS_BY_TYPE.get(entity_type, ())
+        extra = sorted({vocabulary_key(e.entity_type, e.system) for e in self.dictionary_entries()
+                        if e.entity_type == entity_type} - set(packaged))
+        return (*packaged, *extra)
 
     def vocabulary(self, system: str) -> Vocabulary:
         found = self._vocabularies.get(system)
         if found is not None:
             return found
+        entries = self.dictionary_entries()
         with self._lock:
             if system not in self._vocabularies:
                 if system in ("DrugBank", "MeSH-drug"):
-                    self._vocabularies["DrugBank"], self._vocabularies["MeSH-drug"] = drug_vocabularies()
-                else:
-                    self._vocabularies[system] = _BUILDERS[system]()
+                    built = dict(zip(("DrugBank", "MeSH-drug"), drug_vocabularies()))
+                elif system in _BUILDERS:
+                    built = {system: _BUILDERS[system]()}
+                else:  # a system only dictionaries provide
+                    built = {system: Vocabulary(system.replace("-drug", ""), ())}
+                for key, vocabulary in built.items():
+                    synonyms = {e.term: e.code for e in entries
+                                if vocabulary_key(e.entity_type, e.system) == key}
+                    if synonyms:
+                        vocabulary.add_synonyms(synonyms, new_concepts=True)
+                    self._vocabularies[key] = vocabulary
             return self._vocabularies[system]
 
     def normalise(self, text: str, entity_type: str, *, systems: Iterable[str] | None = None,
                   threshold: float | None = None) -> list[dict]:
         threshold = self.threshold if threshold is None else threshold
         results: list[dict] = []
-        for system in systems or SYSTEMS_BY_TYPE.get(entity_type, ()):
+        for system in systems or self.systems(entity_type):
             vocabulary = self.vocabulary(system)
             for score, concept in self.match(vocabulary, text)[: self.top_k]:
                 if score >= threshold:
