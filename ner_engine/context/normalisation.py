@@ -8,9 +8,12 @@ pressure"), DRUG -> DrugBank and MeSH ids (the dictionary of `drug-named-entity-
 Nothing is read from ../shared at run time. Each vocabulary is built lazily, once, under a lock.
 
 Matching, best first: exact normalised term (1.0), plural-stemmed term (0.97), same words in another order
-(0.95), the same after generic lay rewrites such as tummy->abdominal, ache->pain (0.93), the head of the
-phrase without leading modifiers (0.85 * share of words kept, at least 0.6), then rapidfuzz token similarity
-(0.9 * ratio). Candidates below `threshold` are dropped, so an entity with no good match stays uncoded.
+(0.95), the same after generic lay rewrites such as tummy->abdominal, ache->pain (0.93), noun forms of a
+trailing adjective (0.9), restatements: "<drug>-induced X" as "drug induced X" (0.9) or X (0.88), and
+"<organ> <generic problem>" ("renal damage", "kidney problems") as "<organ> diseases/disorders" (0.86), a
+longer term the phrase starts (0.85), the head of the phrase without leading modifiers (0.85 * share of
+words kept, at least 0.6), then rapidfuzz token similarity (0.9 * ratio). Mention -> code dictionaries learned
+from a corpus's training annotations (`ner_engine.context.dictionaries`) add terms to the vocabularies. Candidates below `threshold` are dropped, so an entity with no good match stays uncoded.
 """
 from __future__ import annotations
 
@@ -407,6 +410,35 @@ def _adjective_variants(normalised: str) -> list[str]:
     return variants
 
 
+# "<cause>-induced X" names X caused by a drug: MeSH files some such X apart ("Dyskinesia, Drug-Induced").
+_INDUCED = re.compile(r"^(?:.+? )?(?:induced|provoked|triggered) (?P<finding>.+)$")
+# Generic "problem" heads after an organ: MeSH's heading for them is the organ's "... Diseases" (or
+# "... Disorders"): "renal damage", "kidney problems" -> Kidney Diseases, "memory impairment" -> Memory Disorders.
+_PROBLEM_HEADS = frozenset({"damage", "injury", "injuries", "dysfunction", "dysfunctions", "impairment", "impairments",
+                            "toxicity", "toxicities", "problem", "problems", "trouble", "troubles", "issue", "issues",
+                            "disorder", "disorders", "disease", "diseases", "abnormality", "abnormalities",
+                            "complication", "complications", "disturbance", "disturbances", "deficit", "deficits",
+                            "difficulty", "difficulties"})
+_ORGAN_NOUNS = {"renal": "kidney", "nephric": "kidney", "hepatic": "liver", "cardiac": "heart", "pulmonary": "lung",
+                "gastric": "stomach", "cerebral": "brain", "ocular": "eye", "cutaneous": "skin", "dermal": "skin",
+                "visual": "vision", "bladder": "urinary bladder", "thyroidal": "thyroid", "splenic": "spleen",
+                "pancreatic": "pancreatic", "intestinal": "intestinal", "vascular": "vascular"}
+
+
+def _restated(normalised: str) -> list[tuple[str, float]]:
+    """Other names for a phrase no term matched: the finding of "<drug>-induced <finding>" (as MeSH's
+    "drug induced <finding>" first), and "<organ> diseases / disorders" for "<organ> <generic problem>"."""
+    variants: list[tuple[str, float]] = []
+    induced = _INDUCED.match(normalised)
+    if induced:
+        variants += [(f"drug induced {induced['finding']}", 0.9), (induced["finding"], 0.88)]
+    words = normalised.split()
+    if len(words) >= 2 and words[-1] in _PROBLEM_HEADS:
+        organ = " ".join(_ORGAN_NOUNS.get(w, w) for w in words[:-1])
+        variants += [(f"{organ} diseases", 0.86), (f"{organ} disorders", 0.86)]
+    return variants
+
+
 def _fuzzy_ratio(query: str, choice: str, **kwargs) -> float:
     """Word-order-free similarity that credits a query contained in a longer term ("diabetes" in "diabetes
     mellitus") less than a full match."""
@@ -511,6 +543,10 @@ class Normaliser:
         if not scores or max(scores.values()) < 0.9:
             for variant in _adjective_variants(stripped):  # "hypertensive" -> "hypertension"
                 offer(vocabulary.stemmed.get(term_stem(variant), ()), 0.9)
+        if not scores or max(scores.values()) < 0.9:
+            for variant, score in _restated(rewritten or stripped):
+                offer(vocabulary.stemmed.get(term_stem(variant), ())
+                      or vocabulary.unordered.get(term_sorted(variant), ()), score)
         if not scores or max(scores.values()) < 0.9:
             prefix = term_stem(rewritten or stripped)
             longer = [p for p in vocabulary.word_index.get(prefix.split()[-1] if prefix else "", ())

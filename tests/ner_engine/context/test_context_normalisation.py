@@ -105,3 +105,36 @@ def test_shipped_disease_and_drug_vocabularies():
     assert {("MeSH", "D006973"), ("ICD-10-CM", "I10"), ("HPO", "HP:0000822")} <= disease
     drug = {(c["system"], c["code"]) for c in normaliser.normalise("paracetamol", "DRUG")}
     assert {("DrugBank", "DB00316"), ("MeSH", "D000082")} <= drug
+
+
+MESH_TOY = Vocabulary("MeSH", [
+    ("D004409", "Dyskinesia, Drug-Induced", []),
+    ("D000743", "Anemia, Hemolytic", []),
+    ("D007674", "Kidney Diseases", []),
+    ("D008107", "Liver Diseases", []),
+    ("D008569", "Memory Disorders", []),
+    ("D014786", "Vision Disorders", []),
+])
+
+
+@pytest.mark.parametrize("text, code", [
+    ("levodopa-induced dyskinesias", "D004409"),           # MeSH's "drug induced" form first
+    ("ribavirin-induced hemolytic anemia", "D000743"),     # else the finding itself
+    ("renal damage", "D007674"),                           # organ adjective + generic problem -> "<organ> diseases"
+    ("kidney problems", "D007674"),
+    ("hepatic dysfunction", "D008107"),
+    ("memory impairment", "D008569"),                      # ... or "<x> disorders"
+    ("visual disturbances", "D014786"),
+])
+def test_restated_phrases(text, code):
+    normaliser = Normaliser(vocabularies={"MeSH": MESH_TOY}, fuzzy=False)
+    candidates = normaliser.normalise(text, "DISEASE", systems=("MeSH",))
+    assert candidates and candidates[0]["code"] == code
+    assert candidates[0]["score"] < 0.95  # a restatement never scores like a name
+
+
+def test_restated_phrases_respect_the_threshold():
+    normaliser = Normaliser(vocabularies={"MeSH": MESH_TOY}, fuzzy=False, threshold=0.9)
+    assert normaliser.normalise("levodopa-induced dyskinesias", "DISEASE", systems=("MeSH",))[0]["code"] == "D004409"
+    assert normaliser.normalise("renal damage", "DISEASE", systems=("MeSH",)) == []  # 0.86 < 0.9
+    assert normaliser.normalise("heart problems", "DISEASE", systems=("MeSH",)) == []  # no such heading here
