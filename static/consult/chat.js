@@ -5,6 +5,10 @@
  * so it stays out of server logs and Referer headers. It is sent once per connection in the first
  * websocket frame and as a Bearer token to the REST API. Every piece of text is inserted with
  * textContent / text nodes, never parsed as HTML.
+ *
+ * Pushes are best effort (a socket can die quietly, a frame can be dropped on the way): the REST state
+ * is the truth. So besides reading it on load and on every reconnect, the page reads it again when one
+ * of the patient's messages has waited a few seconds without news, and whenever the tab becomes visible.
  */
 (function () {
   "use strict";
@@ -53,9 +57,20 @@
     emergency: "Go to an emergency department now. If you cannot get there safely, call an ambulance."
   };
 
+  // The first re-read comes this long after a message starts waiting, the next ones ever later (a long
+  // queue is normal under load: the page should not poll it hard).
+  var RESYNC_FIRST_DELAY_MS = 4000;
+  var RESYNC_MAX_DELAY_MS = 30000;
+
   var token = readToken();
   var state = null;
-  var pending = [];  // messages sent but not yet in the server's state: {clientId, text, id, error}
+  var stateVersion = 0;  // how many states were applied: a re-read that a push overtook is not applied
+  // Messages sent but not yet in the server's state: {clientId, text, id, error, afterId}; afterId is the
+  // newest message id the page knew when it sent, so that the server's copy can be recognised without id.
+  var pending = [];
+  var resyncTimer = null;
+  var resyncDelay = RESYNC_FIRST_DELAY_MS;
+  var resyncInFlight = false;
   var socket = null;
   var reconnectDelay = 1000;
   var reconnectTimer = null;
@@ -166,6 +181,7 @@
       known[message.id] = true;
       wanted.push({ key: "m" + message.id, message: message });
     });
+    pendingMatch(state ? state.messages : []);
     pending = pending.filter(function (local) { return !(local.id && known[local.id]); });
     pending.forEach(function (local) {
       wanted.push({ key: "p" + local.clientId, message: {
@@ -204,6 +220,32 @@
       var last = el.messages.lastElementChild;
       if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
     }
+    // Whatever changed what is shown (a send, an acknowledgement, a state) may start or end a wait.
+    resyncSchedule();
+  }
+
+  // A message whose acknowledgement has not come (yet, or ever: the socket closed after sending) is shown
+  // once: the server's copy with the same text, newer than what the page knew at sending, is taken as it.
+  function pendingMatch(messages) {
+    var claimed = {};
+    pending.forEach(function (local) { if (local.id) claimed[local.id] = true; });
+    pending.forEach(function (local) {
+      if (local.id || local.error) return;
+      var match = messages.filter(function (message) {
+        return message.role === "patient" && message.id > local.afterId && !claimed[message.id] &&
+          message.text === local.text;
+      })[0];
+      if (match) {
+        local.id = match.id;
+        claimed[match.id] = true;
+      }
+    });
+  }
+
+  function newestMessageId() {
+    return (state ? state.messages : []).reduce(function (newest, message) {
+      return Math.max(newest, message.id);
+    }, 0);
   }
 
   function renderRecordList(list, items) {
@@ -262,7 +304,8 @@
 
   // ---------------------------------------------------------------- server communication
 
-  function stateLoad() {
+  // The consultation's state from the REST API (null when the link is not valid).
+  function stateFetch() {
     return window.fetch(apiUrl, {
       headers: { "Authorization": "Bearer " + token, "Accept": "application/json" },
       credentials: "omit",
@@ -274,13 +317,66 @@
       }
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.json();
-    }).then(function (data) {
-      if (data) {
-        state = data;
-        renderState();
-      }
+    });
+  }
+
+  function stateApply(data) {
+    state = data;
+    stateVersion += 1;
+    renderState();
+  }
+
+  function stateLoad() {
+    return stateFetch().then(function (data) {
+      if (data) stateApply(data);
     }).catch(function () {
       setConnection("offline", "Could not load your consultation. Retrying…");
+    });
+  }
+
+  // ---------------------------------------------------------------- resync
+
+  function messageWaiting() {
+    var serverWaiting = (state ? state.messages : []).some(function (message) {
+      return message.role === "patient" && (message.status === "queued" || message.status === "processing");
+    });
+    return serverWaiting || pending.some(function (local) { return !local.error; });
+  }
+
+  // Reads the state again, later and later, while a message waits; stops once none does.
+  function resyncSchedule() {
+    if (authFailed || !messageWaiting()) {
+      window.clearTimeout(resyncTimer);
+      resyncTimer = null;
+      resyncDelay = RESYNC_FIRST_DELAY_MS;
+      return;
+    }
+    if (resyncTimer !== null) return;
+    resyncTimer = window.setTimeout(function () {
+      resyncTimer = null;
+      resyncDelay = Math.min(resyncDelay * 2, RESYNC_MAX_DELAY_MS);
+      stateResync();
+    }, resyncDelay);
+  }
+
+  // The REST read the page starts with, which works whatever state the socket is in. Harmless when nothing
+  // was missed: rendering is keyed by message id, so a state the page already shows changes nothing on screen.
+  function stateResync() {
+    if (authFailed || resyncInFlight || !state) return;
+    resyncInFlight = true;
+    var versionAtStart = stateVersion;
+    stateFetch().then(function (data) {
+      resyncInFlight = false;
+      // A push that came while the request was out may be newer than this answer: keep the push.
+      if (data && stateVersion === versionAtStart) {
+        stateApply(data);
+      } else {
+        resyncSchedule();
+      }
+    }).catch(function () {
+      // Offline, or the server restarts: the socket reports that; try again on the next turn.
+      resyncInFlight = false;
+      resyncSchedule();
     });
   }
 
@@ -310,8 +406,7 @@
     if (frame.type === "consultation.update") {
       reconnectDelay = 1000;
       setConnection("online", "Connected");
-      state = frame;
-      renderState();
+      stateApply(frame);
     } else if (frame.type === "message.queued") {
       pending.forEach(function (local) {
         if (local.clientId === frame.client_id) local.id = frame.id;
@@ -375,7 +470,10 @@
       return;
     }
     clientCounter += 1;
-    var local = { clientId: "c" + Date.now().toString(36) + clientCounter, text: text, id: null, error: null };
+    var local = {
+      clientId: "c" + Date.now().toString(36) + clientCounter, text: text, id: null, error: null,
+      afterId: newestMessageId()
+    };
     pending.push(local);
     el.input.value = "";
     renderMessages();
@@ -396,6 +494,10 @@
   el.form.addEventListener("submit", submit);
   el.input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submit(event);
+  });
+  document.addEventListener("visibilitychange", function () {
+    // A hidden tab's timers are throttled and its socket may have been cut: catch up at once.
+    if (document.visibilityState === "visible") stateResync();
   });
   stateLoad().then(function () {
     connect();
