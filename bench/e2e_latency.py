@@ -25,112 +25,33 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consult.launcher import (  # noqa: E402
-    ROOT,
-    WORKER_READY,
-    Supervisor,
-    free_port,
-    http_wait,
-    log_wait,
-    manage_command,
-    model_missing_reason,
-    redis_command,
-    redis_wait,
-    web_command,
-    worker_command,
-    worker_env,
-)
+from bench._harness import PATIENT_MESSAGES, consultation_start, local_system, percentile, socket_open  # noqa: E402
 
-MESSAGES = [
-    "I've had a headache and fever for two days, no medications",
-    "It is moderate, about 6 out of 10, and it gets worse in the evening",
-    "I also feel sick and tired, and my neck is a bit stiff",
-    "I have asthma and I use a salbutamol inhaler",
-    "No, nothing else. I took paracetamol this morning",
-]
-
-
-@contextmanager
-def local_system(*, workers: int, keep: bool):
-    """Redis, `workers` Celery workers and Daphne in a temporary folder; yields the base URL."""
-    directory = Path(tempfile.mkdtemp(prefix="e2e-latency-"))
-    supervisor = Supervisor()
-    redis_port, web_port = free_port(), free_port()
-    env = dict(os.environ)
-    for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "ALLOWED_HOSTS"):
-        env.pop(name, None)
-    env.update(
-        DJANGO_ENV="test",
-        DJANGO_SETTINGS_MODULE="consult.settings",
-        DJANGO_VAR_DIR=str(directory / "var"),
-        DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}",
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        CONSULTATION_CREATE_RATE="100000/hour",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
-    )
-    try:
-        redis = supervisor.start("redis", redis_command(port=redis_port, data_dir=directory / "redis", persist=False),
-                                 env=env, log_path=directory / "redis.log")
-        redis_wait(env["REDIS_URL"], alive=lambda: redis.poll() is None)
-        subprocess.run(manage_command("migrate", "--noinput", "-v", "0"), env=env, cwd=ROOT, check=True)
-        started = []
-        for index in range(workers):
-            log = directory / f"worker{index}.log"
-            process = supervisor.start(f"worker{index}", worker_command(name=f"bench{index}"),
-                                       env=worker_env(env), log_path=log)
-            started.append((process, log))
-        for process, log in started:
-            # "ready." is logged once the model is loaded and the worker consumes the queue.
-            log_wait(log, WORKER_READY, timeout=300, alive=lambda p=process: p.poll() is None)
-        web = supervisor.start("web", web_command(host="127.0.0.1", port=web_port), env=env,
-                               log_path=directory / "web.log")
-        http_wait(f"http://127.0.0.1:{web_port}/", alive=lambda: web.poll() is None)
-        yield f"http://127.0.0.1:{web_port}"
-    finally:
-        supervisor.stop()
-        if keep:
-            print(f"logs kept in {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
-def consultation_start(base_url: str) -> tuple[str, str]:
-    request = urllib.request.Request(base_url + "/api/consultations/", data=b"", method="POST",
-                                     headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    return body["id"], body["patient_token"]
+# The first five of the load bench's messages: the numbers in the README were measured with these.
+MESSAGES = PATIENT_MESSAGES[:5]
+# Patients start many consultations from one address: not an attack here.
+BENCH_SETTINGS = {"CONSULTATION_CREATE_RATE": "100000/hour"}
 
 
 async def patient(base_url: str, texts: list[str], start: asyncio.Event, think_s: float,
                   timeout_s: float, *, burst: bool = True) -> tuple[list[float], list[float], list[str]]:
     """Latencies (ms) to the processed update and to the queued acknowledgement; problems seen."""
-    import websockets
-
     consultation_id, token = await asyncio.to_thread(consultation_start, base_url)
-    ws_url = base_url.replace("http", "ws", 1) + f"/ws/consultations/{consultation_id}/"
     processed_ms: list[float] = []
     queued_ms: list[float] = []
     problems: list[str] = []
-    async with websockets.connect(ws_url, origin=base_url, open_timeout=30, max_size=None) as socket:
-        await socket.send(json.dumps({"type": "auth", "token": token}))
-        first = json.loads(await asyncio.wait_for(socket.recv(), timeout=30))
-        if first.get("type") != "consultation.update":
-            return [], [], [f"auth failed: {first}"]
+    try:
+        socket, _ = await socket_open(base_url, consultation_id, token, timeout=30)
+    except RuntimeError as exc:
+        return [], [], [str(exc)]
+    async with socket:
         await start.wait()
         if not burst:
             await asyncio.sleep(random.uniform(0, think_s))
@@ -165,11 +86,6 @@ async def patient(base_url: str, texts: list[str], start: asyncio.Event, think_s
             if not burst:
                 await asyncio.sleep(random.uniform(0.5, 1.5) * think_s)
     return processed_ms, queued_ms, problems
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def run(base_url: str, *, patients: int, messages: int, think_s: float, timeout_s: float,
@@ -221,12 +137,9 @@ def main() -> int:
     if args.url:
         result = measure(args.url.rstrip("/"))
     else:
-        missing = model_missing_reason(os.environ)
-        if missing:
-            print(f"Cannot start the system: {missing}", file=sys.stderr)
-            return 2
-        with local_system(workers=args.workers, keep=args.keep_logs) as base_url:
-            result = measure(base_url)
+        with local_system(workers=args.workers, settings=BENCH_SETTINGS, keep=args.keep_logs,
+                          prefix="e2e-latency-") as system:
+            result = measure(system.base_url)
 
     processed, queued = result["processed"], result["queued"]
     arrivals = "burst: all at once, no think time" if args.burst else f"think time ~{args.think:g} s"

@@ -24,46 +24,24 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consult.launcher import (  # noqa: E402
-    ROOT,
-    WORKER_READY,
-    Supervisor,
-    free_port,
-    http_wait,
-    log_wait,
-    manage_command,
-    model_missing_reason,
-    redis_command,
-    redis_wait,
-    web_command,
-    worker_command,
-    worker_env,
+from bench._harness import (  # noqa: E402
+    PATIENT_MESSAGES,
+    LocalSystem,
+    consultation_start,
+    local_system,
+    percentile,
+    socket_open,
 )
+from consult.launcher import ROOT  # noqa: E402
 
-MESSAGES = [
-    "I've had a headache and fever for two days, no medications",
-    "It is moderate, about 6 out of 10, and it gets worse in the evening",
-    "I also feel sick and tired, and my neck is a bit stiff",
-    "I have asthma and I use a salbutamol inhaler",
-    "No, nothing else. I took paracetamol this morning",
-    "My throat is sore and I have a cough since Monday",
-    "The pain is in my lower back and it started after lifting boxes",
-    "I feel dizzy when I stand up and I have had diarrhoea",
-]
 # Seconds without any frame after which a patient asks for the state again (a push may have been missed).
 QUIET_POLL_S = 20.0
 # Generous limits for the system the bench starts; the bench measures capacity, not the abuse limits.
@@ -74,76 +52,6 @@ BENCH_ENV = {
     "MESSAGE_LEASE_S": "15",
     "MESSAGE_SWEEP_INTERVAL_S": "5",
 }
-
-
-# The system under test -----------------------------------------------------------------------------------
-
-
-@dataclass
-class LocalSystem:
-    base_url: str
-    database_url: str
-    env: dict[str, str]
-    directory: Path
-    supervisor: Supervisor
-    workers: list[subprocess.Popen] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-
-    def worker_start(self, index: int) -> subprocess.Popen:
-        log = self.directory / f"worker{index}.log"
-        offset = log.stat().st_size if log.exists() else 0
-        process = self.supervisor.start(f"worker{index}", worker_command(name=f"load{index}"),
-                                        env=worker_env(self.env), log_path=log)
-        log_wait(log, WORKER_READY, offset=offset, timeout=300, alive=lambda: process.poll() is None)
-        return process
-
-    def worker_kill_and_restart(self, index: int = 0) -> None:
-        victim = self.workers[index]
-        os.killpg(victim.pid, signal.SIGKILL)
-        victim.wait()
-        killed_at = time.perf_counter()
-        self.workers[index] = self.worker_start(index)
-        self.events.append(f"worker{index} SIGKILLed and restarted (ready again after "
-                           f"{time.perf_counter() - killed_at:.1f} s)")
-
-
-@contextmanager
-def local_system(*, workers: int, database_url: str | None, keep: bool):
-    directory = Path(tempfile.mkdtemp(prefix="load-"))
-    supervisor = Supervisor()
-    redis_port, web_port = free_port(), free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE", "ALLOWED_HOSTS", "REDIS_URL", "CACHE_URL"}}
-    env.update(
-        DJANGO_ENV="test",
-        DJANGO_SETTINGS_MODULE="consult.settings",
-        DJANGO_VAR_DIR=str(directory / "var"),
-        DATABASE_URL=database_url or f"sqlite:///{directory / 'db.sqlite3'}",
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
-    )
-    for key, value in BENCH_ENV.items():
-        env.setdefault(key, value)
-    system = LocalSystem(base_url=f"http://127.0.0.1:{web_port}", database_url=env["DATABASE_URL"], env=env,
-                         directory=directory, supervisor=supervisor)
-    try:
-        redis = supervisor.start("redis", redis_command(port=redis_port, data_dir=directory / "redis", persist=False),
-                                 env=env, log_path=directory / "redis.log")
-        redis_wait(env["REDIS_URL"], alive=lambda: redis.poll() is None)
-        subprocess.run(manage_command("migrate", "--noinput", "-v", "0"), env=env, cwd=ROOT, check=True)
-        system.workers = [system.worker_start(index) for index in range(workers)]
-        web = supervisor.start("web", web_command(host="127.0.0.1", port=web_port), env=env,
-                               log_path=directory / "web.log")
-        http_wait(system.base_url + "/", alive=lambda: web.poll() is None)
-        yield system
-    finally:
-        supervisor.stop()
-        if keep:
-            print(f"logs kept in {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 # Patients ------------------------------------------------------------------------------------------------
@@ -160,26 +68,6 @@ class Outcome:
     state_polls: int = 0
     found_by_reread: int = 0  # results first seen after a re-read: at most this many pushes were lost
     consultations: int = 0
-
-
-def consultation_start(base_url: str) -> tuple[str, str]:
-    request = urllib.request.Request(base_url + "/api/consultations/", data=b"", method="POST",
-                                     headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = json.loads(response.read())
-    return body["id"], body["patient_token"]
-
-
-async def socket_open(base_url: str, consultation_id: str, token: str):
-    import websockets
-
-    url = base_url.replace("http", "ws", 1) + f"/ws/consultations/{consultation_id}/"
-    socket = await websockets.connect(url, origin=base_url, open_timeout=60, max_size=None, ping_interval=None)
-    await socket.send(json.dumps({"type": "auth", "token": token}))
-    first = json.loads(await asyncio.wait_for(socket.recv(), timeout=60))
-    if first.get("type") != "consultation.update":
-        raise RuntimeError(f"auth failed: {first}")
-    return socket, first
 
 
 def message_in(state: dict, message_id: int) -> dict | None:
@@ -274,21 +162,16 @@ async def patient(number: int, base_url: str, texts: list[str], start: asyncio.E
         await socket.close()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
 async def load_run(base_url: str, *, patients: int, messages: int, think_s: float, timeout_s: float,
                    kill_at_s: float | None, system: LocalSystem | None) -> tuple[Outcome, float]:
     warm = asyncio.Event()
     warm.set()
-    await patient(-1, base_url, MESSAGES[:1], warm, Outcome(), think_s=0, timeout_s=timeout_s)  # first-use costs
+    await patient(-1, base_url, PATIENT_MESSAGES[:1], warm, Outcome(), think_s=0, timeout_s=timeout_s)  # first-use costs
 
     outcome = Outcome()
     start = asyncio.Event()
     tasks = [
-        asyncio.create_task(patient(i, base_url, [MESSAGES[(i + k) % len(MESSAGES)] for k in range(messages)], start,
+        asyncio.create_task(patient(i, base_url, [PATIENT_MESSAGES[(i + k) % len(PATIENT_MESSAGES)] for k in range(messages)], start,
                                     outcome, think_s=think_s, timeout_s=timeout_s))
         for i in range(patients)
     ]
@@ -365,11 +248,8 @@ def main() -> int:
         outcome, elapsed = run(args.url.rstrip("/"), None)
         audit = database_audit(database_url, list(outcome.acked), settle_s=60)
     else:
-        missing = model_missing_reason(os.environ)
-        if missing:
-            print(f"Cannot start the system: {missing}", file=sys.stderr)
-            return 2
-        with local_system(workers=args.workers, database_url=args.database_url, keep=args.keep_logs) as system:
+        with local_system(workers=args.workers, settings=BENCH_ENV, database_url=args.database_url,
+                          keep=args.keep_logs, prefix="load-") as system:
             outcome, elapsed = run(system.base_url, system)
             audit = database_audit(system.database_url, list(outcome.acked), settle_s=60)
             events = system.events

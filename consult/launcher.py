@@ -17,8 +17,9 @@ Environment: everything in consult/settings.py, plus
                                    demo account passwords; without them a password is generated once
                                    per checkout and kept in var/demo_logins.json (mode 0600)
 
-Each worker runs inference with one torch thread (OMP_NUM_THREADS=1 unless set; see worker_env), and a
-sweeper thread that re-queues messages no queue holds any more (consult/reliability.py): nothing else to run.
+Each worker sets its own torch threads (NER_TORCH_THREADS, default 1) and loads the model and the
+clinical-context vocabularies before it reports ready (consult/celery.py), and runs a sweeper thread that
+re-queues messages no queue holds any more (consult/reliability.py): nothing else to run.
 
 The helpers (free_port, redis_command, worker_command, web_command, Supervisor, ...) are shared with
 the integration tests (tests/conftest.py) and bench/e2e_latency.py, so that those start the system
@@ -153,19 +154,6 @@ def worker_command(*, name: str = "ner", loglevel: str = "info", concurrency_poo
         # Peers need not talk to each other: faster start, less Redis traffic.
         "--without-gossip", "--without-mingle",
     ]
-
-
-def worker_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: one torch thread per worker process unless OMP_NUM_THREADS says otherwise.
-
-    Inference of one short message gains little from a second thread, and threads that share busy cores
-    with the web server (or another worker) spin and wait: measured on a loaded 2-core machine, 2 threads
-    took 2.5-6 s per message where 1 thread took ~0.2 s. Scale with more worker processes instead.
-    """
-    worker = dict(env)
-    worker.setdefault("OMP_NUM_THREADS", "1")
-    worker.setdefault("MKL_NUM_THREADS", worker["OMP_NUM_THREADS"])
-    return worker
 
 
 def web_command(*, host: str, port: int) -> list[str]:
@@ -388,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             say(f"WARNING: {missing}. Messages will be stored but fail to process until the model exists "
                 "(train it with `python -m ner_engine train`, or set NER_MODEL).")
-        supervisor.start("worker", worker_command(), env=worker_env(env))
+        supervisor.start("worker", worker_command(), env=env)
         web = supervisor.start("web", web_command(host=args.host, port=args.port), env=env)
         http_wait(site_url, timeout=60, alive=lambda: web.poll() is None and not stop_requested.is_set())
     except (LaunchError, subprocess.CalledProcessError) as exc:

@@ -17,6 +17,10 @@ TEST_DATABASE_NAME      Name of the database the test suite creates (default: Dj
 REDIS_URL               Celery broker and channels-redis layer (default redis://127.0.0.1:6379/0).
 CHANNEL_LAYER_CAPACITY  Updates one web process may have waiting in Redis before new ones are dropped (2000).
 NER_MODEL               ner_engine model name or path loaded by each worker (default "default").
+NER_TORCH_THREADS       Torch threads per worker process, set when the process starts (default 1: on shared
+                        cores more threads wait on each other; scale with worker processes instead).
+NER_WARM_CONTEXT        "0" skips loading the clinical-context vocabularies at worker start (default on;
+                        off, the first message with a symptom, condition or medicine loads them instead).
 MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default 2000). Longer
                         messages are refused with a clear error, never truncated.
 MESSAGE_PROCESS_MAX_RETRIES  Retries (exponential backoff) before a message is marked failed (default 3).
@@ -266,6 +270,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout"
 
 # Consultation -------------------------------------------------------------------------------------
 NER_MODEL = os.environ.get("NER_MODEL", "default")
+NER_TORCH_THREADS = int(os.environ.get("NER_TORCH_THREADS", "1"))
+if NER_TORCH_THREADS < 1:
+    raise ImproperlyConfigured(f"NER_TORCH_THREADS must be 1 or more, not {NER_TORCH_THREADS}")
+NER_WARM_CONTEXT = env_bool("NER_WARM_CONTEXT", default=True)
 MESSAGE_MAX_CHARS = int(os.environ.get("MESSAGE_MAX_CHARS", "2000"))
 MESSAGE_PROCESS_MAX_RETRIES = int(os.environ.get("MESSAGE_PROCESS_MAX_RETRIES", "3"))
 WEBSOCKET_AUTH_TIMEOUT_S = float(os.environ.get("WEBSOCKET_AUTH_TIMEOUT_S", "15"))

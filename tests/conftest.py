@@ -13,36 +13,22 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from system_processes import SystemProcesses, log_tail, system_env
 
 from consult.launcher import (
-    ROOT,
-    WORKER_READY,
     LaunchError,
     Supervisor,
     free_port,
-    http_wait,
-    log_wait,
-    manage_command,
     redis_command,
     redis_url_with_db,
     redis_wait,
-    web_command,
-    worker_command,
-    worker_env,
 )
-
-WORKER_START_TIMEOUT_S = float(os.environ.get("TEST_WORKER_START_TIMEOUT_S", "240"))
 
 
 # Redis ----------------------------------------------------------------------------------------------
@@ -109,35 +95,20 @@ def test_redis_url(redis_server) -> str:
 # The live system ------------------------------------------------------------------------------------
 
 
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
-
-
-@dataclass
-class LiveSystem:
+@dataclass(kw_only=True)
+class LiveSystem(SystemProcesses):
     """A running web server and worker; `worker_stop()` / `worker_start()` take the worker down and up."""
 
-    base_url: str
-    ws_url: str
-    env: dict[str, str]
-    directory: Path
-    supervisor: Supervisor = field(default_factory=Supervisor)
     worker: subprocess.Popen | None = None
-    web: subprocess.Popen | None = None
+
+    WORKER_NAME = "itest"
 
     @property
     def worker_log(self) -> Path:
-        return self.directory / "worker.log"
-
-    @property
-    def web_log(self) -> Path:
-        return self.directory / "web.log"
+        return self.directory / f"{self.WORKER_NAME}.log"
 
     def logs(self) -> str:
-        return f"--- worker log ---\n{_tail(self.worker_log)}\n--- web log ---\n{_tail(self.web_log)}"
+        return f"--- worker log ---\n{log_tail(self.worker_log)}\n{super().logs()}"
 
     def worker_running(self) -> bool:
         return self.worker is not None and self.worker.poll() is None
@@ -145,70 +116,14 @@ class LiveSystem:
     def worker_start(self) -> None:
         if self.worker_running():
             return
-        offset = self.worker_log.stat().st_size if self.worker_log.exists() else 0
-        self.worker = self.supervisor.start("worker", worker_command(name="itest"), env=worker_env(self.env),
-                                            log_path=self.worker_log)
-        # The model loads in worker_process_init, before the worker reports ready.
-        worker = self.worker
-        try:
-            log_wait(self.worker_log, WORKER_READY, offset=offset, timeout=WORKER_START_TIMEOUT_S,
-                     alive=lambda: worker.poll() is None)
-        except LaunchError as exc:
-            raise RuntimeError(f"the Celery worker did not start: {exc}\n{self.logs()}") from None
+        worker = self.worker_launch(self.WORKER_NAME, env=self.env)
+        self.worker = worker.process
+        self.worker_ready_wait(worker)
 
     def worker_stop(self) -> None:
         if self.worker is not None:
             Supervisor.stop_one(self.worker, timeout=30)
             self.worker = None
-
-    # A tiny REST client, so that tests talk to the server exactly as any other client does.
-    def api(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            payload = error.read()
-            try:
-                return error.code, json.loads(payload or b"null")
-            except ValueError:
-                return error.code, payload.decode(errors="replace")
-
-    def consultation_start(self) -> tuple[str, str]:
-        status, body = self.api("POST", "/api/consultations/")
-        assert status == 201, (status, body)
-        return body["id"], body["patient_token"]
-
-
-def _system_env(*, directory: Path, redis_url: str) -> dict[str, str]:
-    from django.conf import settings
-
-    env = {
-        key: value for key, value in os.environ.items()
-        # Settings that would point the system somewhere else than this test's own database and Redis.
-        if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_VAR_DIR", "DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG",
-                       "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_COOKIES"}
-    }
-    env.update(
-        DJANGO_ENV="test",
-        DJANGO_SETTINGS_MODULE="consult.settings",
-        DJANGO_VAR_DIR=str(directory / "var"),
-        # A file database, shared by the web server, the worker and the test (never in-memory).
-        DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}",
-        REDIS_URL=redis_url,
-        NER_MODEL=str(settings.NER_MODEL),
-        CONSULTATION_CREATE_RATE="10000/hour",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
-    )
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -225,23 +140,14 @@ def live_system(redis_server, tmp_path_factory) -> LiveSystem:
     redis_url = redis_server.url_for_db(redis_server.db + 1)
     redis.Redis.from_url(redis_url).flushdb()
     directory = tmp_path_factory.mktemp("system")
-    env = _system_env(directory=directory, redis_url=redis_url)
-    subprocess.run(manage_command("migrate", "--noinput", "-v", "0"), env=env, cwd=ROOT, check=True)
-
-    port = free_port()
-    system = LiveSystem(base_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", env=env,
-                        directory=directory)
+    # A file database, shared by the web server, the worker and the test (never in-memory).
+    env = system_env(directory=directory, database_url=f"sqlite:///{directory / 'db.sqlite3'}", redis_url=redis_url,
+                     CONSULTATION_CREATE_RATE="10000/hour")
+    system = LiveSystem(directory=directory, env=env, web_port=free_port())
     try:
-        system.web = system.supervisor.start("web", web_command(host="127.0.0.1", port=port), env=env,
-                                             log_path=system.web_log)
-        system.worker_start()
-        http_wait(system.base_url + "/", timeout=60, alive=lambda: system.web.poll() is None)
-        yield system
-    except Exception:
-        sys.stderr.write(system.logs() + "\n")
-        raise
+        with system.running():
+            yield system
     finally:
-        system.supervisor.stop(timeout=30)
         redis.Redis.from_url(redis_url).flushdb()
 
 

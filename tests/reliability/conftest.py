@@ -8,15 +8,11 @@ every second and leases last 5 s, so that recovery is observable in seconds rath
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,24 +20,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from system_processes import SystemProcesses, Worker, log_tail, system_env
 
-from consult.launcher import (
-    ROOT,
-    WORKER_READY,
-    LaunchError,
-    Supervisor,
-    free_port,
-    http_wait,
-    log_wait,
-    manage_command,
-    redis_command,
-    redis_wait,
-    web_command,
-    worker_command,
-    worker_env,
-)
+from consult.launcher import Supervisor, free_port, redis_command, redis_wait
 
-WORKER_START_TIMEOUT_S = float(os.environ.get("TEST_WORKER_START_TIMEOUT_S", "240"))
 PROCESS_TIMEOUT_S = 90
 PATIENT_TEXTS = [
     "I've had a headache and fever for two days",
@@ -52,44 +34,27 @@ PATIENT_TEXTS = [
 ]
 
 
-def _tail(path: Path, lines: int = 80) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
-
-
-@dataclass
-class Worker:
-    name: str
-    process: subprocess.Popen
-    log: Path
-
-
-@dataclass
-class FaultSystem:
-    directory: Path
-    env: dict[str, str]
+@dataclass(kw_only=True)
+class FaultSystem(SystemProcesses):
     redis_port: int
-    web_port: int
     database_url: str
-    supervisor: Supervisor = field(default_factory=Supervisor)
     redis: subprocess.Popen | None = None
-    web: subprocess.Popen | None = None
     workers: dict[str, Worker] = field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+    # Requests may wait out a locked database.
+    api_timeout_s = 60
 
     @property
     def redis_url(self) -> str:
         return self.env["REDIS_URL"]
 
     def logs(self) -> str:
-        parts = [f"--- {name} log ---\n{_tail(worker.log)}" for name, worker in self.workers.items()]
-        parts.append(f"--- web log ---\n{_tail(self.directory / 'web.log')}")
+        parts = [f"--- {name} log ---\n{log_tail(worker.log, 80)}" for name, worker in self.workers.items()]
+        parts.append(f"--- web log ---\n{log_tail(self.web_log, 80)}")
         return "\n".join(parts)
+
+    def start(self) -> None:
+        self.redis_start()
+        super().start()
 
     # Redis -------------------------------------------------------------------------------------------
     def redis_start(self) -> None:
@@ -111,17 +76,10 @@ class FaultSystem:
         current = self.workers.get(name)
         if current is not None and current.process.poll() is None:
             return current
-        log = self.directory / f"{name}.log"
-        offset = log.stat().st_size if log.exists() else 0
-        env = worker_env({**self.env, **env_overrides})
-        process = self.supervisor.start(name, worker_command(name=name), env=env, log_path=log)
-        worker = Worker(name=name, process=process, log=log)
+        worker = self.worker_launch(name, env={**self.env, **env_overrides})
+        # Registered before it is ready, so that a worker that fails to start shows its log.
         self.workers[name] = worker
-        try:
-            log_wait(log, WORKER_READY, offset=offset, timeout=WORKER_START_TIMEOUT_S,
-                     alive=lambda: process.poll() is None)
-        except LaunchError as exc:
-            raise RuntimeError(f"worker {name} did not start: {exc}\n{self.logs()}") from None
+        self.worker_ready_wait(worker)
         return worker
 
     def worker_kill(self, name: str = "w1") -> None:
@@ -143,31 +101,6 @@ class FaultSystem:
             self.worker_stop(name)
 
     # Clients -----------------------------------------------------------------------------------------
-    def api(self, method: str, path: str, *, token: str | None = None, body: Any = None,
-            timeout: float = 60) -> tuple[int, Any]:
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            payload = error.read()
-            try:
-                return error.code, json.loads(payload or b"null")
-            except ValueError:
-                return error.code, payload.decode(errors="replace")
-
-    def consultation_start(self) -> tuple[str, str]:
-        status, body = self.api("POST", "/api/consultations/")
-        assert status == 201, (status, body)
-        return body["id"], body["patient_token"]
-
     def message_send(self, consultation_id: str, token: str, text: str) -> int:
         status, body = self.api("POST", f"/api/consultations/{consultation_id}/messages/", token=token,
                                 body={"text": text})
@@ -273,8 +206,6 @@ def _database_for(directory: Path) -> tuple[str, callable]:
 
 @pytest.fixture(scope="session")
 def fault_system(tmp_path_factory) -> Iterator[FaultSystem]:
-    from django.conf import settings
-
     from consult.extraction import model_unavailable_reason
 
     reason = model_unavailable_reason()
@@ -283,42 +214,26 @@ def fault_system(tmp_path_factory) -> Iterator[FaultSystem]:
 
     directory = tmp_path_factory.mktemp("faults")
     database_url, database_drop = _database_for(directory)
-    redis_port, web_port = free_port(), free_port()
-    env = {
-        key: value for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_VAR_DIR", "DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG",
-                       "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_COOKIES", "CACHE_URL"}
-    }
-    env.update(
-        DJANGO_ENV="test",
-        DJANGO_SETTINGS_MODULE="consult.settings",
-        DJANGO_VAR_DIR=str(directory / "var"),
-        DATABASE_URL=database_url,
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        NER_MODEL=str(settings.NER_MODEL),
+    redis_port = free_port()
+    env = system_env(
+        directory=directory,
+        database_url=database_url,
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
         CONSULTATION_CREATE_RATE="100000/hour",
         PATIENT_MESSAGE_RATE="100000/minute",
         MESSAGE_SWEEP_INTERVAL_S="1",
         MESSAGE_LEASE_S="5",
         MESSAGE_PROCESS_MAX_RETRIES="2",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+        # These tests start workers again and again (about 8 starts); loading every vocabulary at each start
+        # took the suite from 1.5 to 2.7 minutes. test_worker_start.py starts a worker that does load them.
+        NER_WARM_CONTEXT="0",
     )
-    system = FaultSystem(directory=directory, env=env, redis_port=redis_port, web_port=web_port,
+    system = FaultSystem(directory=directory, env=env, redis_port=redis_port, web_port=free_port(),
                          database_url=database_url)
     try:
-        system.redis_start()
-        subprocess.run(manage_command("migrate", "--noinput", "-v", "0"), env=env, cwd=ROOT, check=True)
-        system.web = system.supervisor.start("web", web_command(host="127.0.0.1", port=web_port), env=env,
-                                             log_path=directory / "web.log")
-        system.worker_start("w1")
-        http_wait(system.base_url + "/", timeout=60, alive=lambda: system.web.poll() is None)
-        yield system
-    except Exception:
-        sys.stderr.write(system.logs() + "\n")
-        raise
+        with system.running():
+            yield system
     finally:
-        system.supervisor.stop(timeout=20)
         database_drop()
 
 
