@@ -57,8 +57,11 @@ def extractor_get() -> Any:
             if _extractor is None:
                 try:
                     from ner_engine import Extractor
+                    from ner_engine.backbones import device_resolve
 
-                    extractor = Extractor.load(settings.NER_MODEL)
+                    device = device_resolve("auto")
+                    precision = settings.NER_PRECISION if device == "cpu" else "fp32"  # int8 is a CPU path
+                    extractor = Extractor.load(settings.NER_MODEL, device=device, precision=precision)
                 except Exception as exc:
                     raise ModelUnavailable(
                         f"The NER model {settings.NER_MODEL!r} could not be loaded "
