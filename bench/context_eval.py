@@ -244,7 +244,8 @@ def _code(identifier: str) -> str:
 
 def ranked_codes(normaliser: Normaliser, query: str, keys: tuple[str, ...]) -> list[tuple[float, str]]:
     """Candidates of every vocabulary in `keys`, merged by score (ties keep the order of `keys`)."""
-    ranked = [(score, concept.code) for key in keys for score, concept in normaliser.match(normaliser.vocabulary(key), query)]
+    ranked = [(score, concept.code) for key in keys
+              for score, concept in normaliser.match(normaliser.vocabulary(key), query)]
     return sorted(ranked, key=lambda item: -item[0])
 
 

@@ -21,8 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build-dictionary", help="learn mention -> code dictionaries from training splits")
     build.add_argument("corpora", nargs="+", choices=sorted(CODED_CORPORA), metavar="CORPUS")
-    build.add_argument("--data-dir", type=Path, default=None, help="corpora root (default: NER_DATA_DIR or ../shared/data)")
-    build.add_argument("--out", type=Path, default=None, help="output folder (default: NER_CONTEXT_DICTIONARIES or var/context_dictionaries)")
+    build.add_argument("--data-dir", type=Path, default=None,
+                       help="corpora root (default: NER_DATA_DIR or ../shared/data)")
+    build.add_argument("--out", type=Path, default=None,
+                       help="output folder (default: NER_CONTEXT_DICTIONARIES or var/context_dictionaries)")
     build.add_argument("--splits", default=",".join(TRAINING_SPLITS), help="comma-separated, from train,dev")
     commands.add_parser("list", help="coded corpora a dictionary can be built from")
     args = parser.parse_args(argv)
