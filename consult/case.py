@@ -91,6 +91,8 @@ class RecordEntry:
     attributes: dict[str, str] = field(default_factory=dict)  # {kind: text}
     codes: list[dict[str, str]] = field(default_factory=list)  # [{"system", "code", "name"}]
     statuses: set[str] = field(default_factory=set)
+    # How the extractor typed its mentions (review.Annotation.provenance): for a tooltip, never the summary.
+    provenance: list[str] = field(default_factory=list)
 
     @property
     def reviewed(self) -> bool:
@@ -98,7 +100,8 @@ class RecordEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "text": self.text, "assertion": self.assertion, "mentions": self.mentions,
-                "attributes": self.attributes, "codes": self.codes, "reviewed": self.reviewed}
+                "attributes": self.attributes, "codes": self.codes, "reviewed": self.reviewed,
+                "provenance": self.provenance}
 
 
 def record_build(*, annotations: list[review.Annotation]) -> dict[str, list[RecordEntry]]:
@@ -122,6 +125,7 @@ def record_build(*, annotations: list[review.Annotation]) -> dict[str, list[Reco
                 entry.assertion = annotation.assertion
         entry.statuses.add(annotation.status)
         entry.attributes.update(annotation.attribute_texts)
+        entry.provenance += [note for note in annotation.provenance if note not in entry.provenance]
         for code in annotation.codes:
             if all((c["system"], c["code"]) != (code["system"], code["code"]) for c in entry.codes):
                 entry.codes.append(code)

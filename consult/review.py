@@ -25,6 +25,11 @@ ASSERTIONS: tuple[str, ...] = ("present", "absent", "possible", "historical", "h
 PENDING = "pending"
 KEPT_STATUSES = frozenset({PENDING, EntityReview.Status.ACCEPTED, EntityReview.Status.CORRECTED,
                            EntityReview.Status.ADDED})
+# Keys the extractor's clinical-context stage (ner_engine.context) adds to Entity.attributes about how it typed
+# a mention, not about the patient: they stay in the stored attributes (API, audit) and are never shown as one
+# of the finding's attributes. `retyped_from` is set only when a DISEASE span whose best ICD-10-CM candidate is
+# in chapter R (symptoms and signs) is retyped to SYMPTOM.
+PROVENANCE_KEYS = frozenset({"retyped_from"})
 
 
 class ReviewError(ValueError):
@@ -79,9 +84,20 @@ class Annotation:
             if isinstance(text, (str, int, float)) and str(text).strip():
                 found[kind] = str(text)
         for key, value in raw.items():
-            if key not in {"assertion", "attributes", "codes"} and isinstance(value, (str, int, float)):
+            if (key not in {"assertion", "attributes", "codes"} | PROVENANCE_KEYS
+                    and isinstance(value, (str, int, float))):
                 found.setdefault(key, str(value))
         return found
+
+    @property
+    def provenance(self) -> list[str]:
+        """How the extractor arrived at this mention's type, as notes for a tooltip (never the summary), e.g.
+        "model type: DISEASE, retyped by ICD-10-CM chapter R (R50.9)"."""
+        retyped_from = (self.attributes or {}).get("retyped_from")
+        if not isinstance(retyped_from, str) or not retyped_from:
+            return []
+        icd = next((c["code"] for c in self.codes if c["system"] == "ICD-10-CM" and c["code"].startswith("R")), None)
+        return [f"model type: {retyped_from}, retyped by ICD-10-CM chapter R" + (f" ({icd})" if icd else "")]
 
     @property
     def codes(self) -> list[dict[str, str]]:
@@ -171,18 +187,24 @@ def consultation_annotations(*, consultation: Consultation) -> list[Annotation]:
 @dataclass(frozen=True)
 class TextSegment:
     text: str
-    annotations: tuple[Annotation, ...]  # those covering this stretch; outermost (earliest, longest) first
+    # Those covering this stretch: the ones in force (not rejected) first, then outermost (earliest, longest)
+    # first. The first one is the highlight's style; the others are named in its title.
+    annotations: tuple[Annotation, ...]
 
 
 def text_segments(*, text: str, annotations: Iterable[Annotation]) -> list[TextSegment]:
     """Cut the text at every annotation boundary, so that overlapping mentions can all be highlighted in place
-    by a template that escapes every piece (no HTML is ever built from patient text)."""
+    by a template that escapes every piece (no HTML is ever built from patient text).
+
+    Where a rejected mention and one in force (pending, accepted, corrected, added) cover the same words, the
+    one in force comes first: e.g. a model's "sweating" rejected as a condition and re-added as a symptom is
+    shown as a symptom."""
     annotations = [a for a in annotations if 0 <= a.start < a.end <= len(text)]
     cuts = sorted({0, len(text), *(a.start for a in annotations), *(a.end for a in annotations)})
     segments = []
     for start, end in zip(cuts, cuts[1:]):
         covering = tuple(sorted((a for a in annotations if a.start <= start and end <= a.end),
-                                key=lambda a: (a.start, -a.end, a.key)))
+                                key=lambda a: (not a.kept, a.start, -a.end, a.key)))
         segments.append(TextSegment(text=text[start:end], annotations=covering))
     return segments
 

@@ -83,6 +83,36 @@ def test_case_page_highlights_in_place_and_shows_record_triage_summary(clinician
     assert "test-model-1" in body
 
 
+def test_case_page_highlights_the_added_mention_over_the_rejected_one_on_the_same_words(clinician_client, case):
+    fever = Entity.objects.get(message__consultation=case, text="fever")
+    EntityReview.objects.create(message=fever.message, entity=fever, status=EntityReview.Status.REJECTED,
+                                type="SYMPTOM", start=fever.start, end=fever.end, text="fever", assertion="present")
+    added = EntityReview.objects.create(message=fever.message, status=EntityReview.Status.ADDED, type="DISEASE",
+                                        start=fever.start, end=fever.end, text="fever", assertion="present")
+    body = clinician_client.get(case_url(case)).content.decode()
+    [mark] = re.findall(r'<mark class="([^"]*)" title="([^"]*)">fever</mark>', body)
+    assert mark == ("ent ent--disease ent--overlap",
+                    "DISEASE (present): added; SYMPTOM (present): rejected")
+    # Both stay in the review table.
+    assert f'id="ann-e{fever.id}" class="annotation annotation--rejected"' in body
+    assert f'id="ann-r{added.id}" class="annotation annotation--added"' in body
+
+
+def test_case_page_shows_retyping_as_a_provenance_note_only(clinician_client, case):
+    fever = Entity.objects.get(message__consultation=case, text="fever")
+    fever.attributes = {"assertion": "present", "retyped_from": "DISEASE",
+                        "codes": [{"system": "ICD-10-CM", "code": "R50.9", "name": "Fever, unspecified",
+                                   "score": 0.95}]}
+    fever.save()
+    body = clinician_client.get(case_url(case)).content.decode()
+    assert "retyped_from" not in body
+    note = "model type: DISEASE, retyped by ICD-10-CM chapter R (R50.9)"
+    record = re.search(r'<h2 id="record-title">.*?</section>', body, re.S).group(0)
+    assert f'<span class="provenance" title="{note}">' in record
+    summary = re.search(r'<pre class="summary-text" id="summary-text">(.*?)</pre>', body, re.S).group(1)
+    assert "fever" in summary and "retyped" not in summary and "DISEASE" not in summary
+
+
 def test_patient_text_is_escaped(clinician_client):
     consultation, _ = case_create()
     evil = '<script>alert("x")</script> <img src=x onerror=alert(1)> headache'

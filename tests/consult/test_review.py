@@ -152,6 +152,63 @@ def test_text_segments_cover_text_and_overlaps():
         ("chest", ["e1", "e2"]), (" pain", ["e1"]), (" now", [])]
 
 
+def test_text_segments_put_the_mention_in_force_before_a_rejected_one(case, clinician):
+    """A model mention rejected and the same words added by the clinician: the highlight is the added one's,
+    and both stay annotations of the message (the review table lists them)."""
+    first = first_message(case)
+    fever = entity(case, "fever")
+    review.entity_review_apply(consultation=case, actor=clinician, action="reject", entity_id=fever.id)
+    added = review.entity_add(consultation=case, actor=clinician, message_id=first.id, type="DISEASE",
+                              start=fever.start, end=fever.end, assertion="present")
+    [(message, annotations)] = [(m, a) for m, a in review.messages_with_annotations(consultation=case)
+                                if m.id == first.id]
+    assert {a.key: a.status for a in annotations if a.text == "fever"} == {f"e{fever.id}": "rejected",
+                                                                           added.key: "added"}
+    segments = review.text_segments(text=message.text, annotations=annotations)
+    [covered] = [s for s in segments if s.text == "fever"]
+    assert [(a.key, a.status, a.type) for a in covered.annotations] == [
+        (added.key, "added", "DISEASE"), (f"e{fever.id}", "rejected", "SYMPTOM")]
+
+    # Overlapping, not the same span: the rejected outer mention keeps the words only it covers.
+    outer = review.Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="rejected",
+                              type="DISEASE", start=0, end=10, text="chest pain", assertion=None)
+    inner = review.Annotation(key="r2", message_id=1, entity_id=None, review_id=2, status="corrected",
+                              type="SYMPTOM", start=6, end=10, text="pain", assertion=None)
+    segments = review.text_segments(text="chest pain now", annotations=[outer, inner])
+    assert [(s.text, [a.key for a in s.annotations]) for s in segments] == [
+        ("chest ", ["e1"]), ("pain", ["r2", "e1"]), (" now", [])]
+
+
+RETYPED_ATTRIBUTES = {
+    "assertion": "present",
+    "attributes": {"duration": {"text": "since Monday", "start": 37, "end": 49}},
+    "codes": [{"system": "ICD-10-CM", "code": "R50.9", "name": "Fever, unspecified", "score": 0.95}],
+    "retyped_from": "DISEASE",  # ner_engine.context: a DISEASE span with a chapter-R code became a SYMPTOM
+}
+
+
+def test_retyped_from_is_provenance_not_an_attribute_of_the_finding(case, clinician):
+    Entity.objects.filter(pk=entity(case, "fever").pk).update(attributes=RETYPED_ATTRIBUTES)
+    view = case_module.case_get(consultation=case)
+    fever = next(e for e in view.record["symptoms"] if e.text == "fever")
+    assert fever.attributes == {"duration": "since Monday"}
+    assert fever.provenance == ["model type: DISEASE, retyped by ICD-10-CM chapter R (R50.9)"]
+    assert "retyped" not in view.summary_text.lower() and "DISEASE" not in view.summary_text
+    assert "fever [duration since Monday]" in view.summary_text
+    [annotation] = [a for a in view.annotations if a.text == "fever"]
+    assert annotation.attribute_texts == {"duration": "since Monday"}
+    # Still in the data: the API's annotation keeps the extractor's attributes as stored.
+    data = case_module.case_serialize(case=view)
+    annotations = [a for m in data["messages"] for a in m["annotations"] if a["text"] == "fever"]
+    assert annotations[0]["attributes"]["retyped_from"] == "DISEASE"
+    [record_fever] = [e for e in data["record"]["symptoms"] if e["text"] == "fever"]
+    assert "retyped_from" not in record_fever["attributes"] and record_fever["provenance"] == fever.provenance
+    # Nor in the FHIR note, which is written for a reader as the summary is.
+    notes = [n["text"] for e in fhir.consultation_fhir_bundle(case=view)["entry"]
+             for n in e["resource"].get("note", [])]
+    assert notes and not any("retyped" in n for n in notes)
+
+
 def test_case_record_triage_and_summary_follow_review(case, clinician):
     second = case.messages.get(text=SECOND)
     start = SECOND.index("stiff neck")
