@@ -11,9 +11,10 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from consult import review
 from consult.models import Consultation, Message, TriageEvent, Urgency
+# The reviewed record has the live record's sections ({type: section}), so that clients read both alike.
+from consult.selectors import RECORD_SECTIONS
 from consult.services import record_key_normalize
 
-RECORD_SECTIONS: dict[str, str] = {"SYMPTOM": "symptoms", "DISEASE": "diseases", "DRUG": "drugs"}
 # Assertions that mean the patient does not have the finding now; the summary lists them as "denies".
 NOT_PRESENT = frozenset({"absent"})
 NOT_THE_PATIENTS = frozenset({"family", "hypothetical"})

@@ -9,18 +9,21 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 from consult.launcher import (
+    DEMO_ACCOUNTS,
     ROOT,
     WORKER_READY,
     LaunchError,
     Supervisor,
+    demo_logins,
     http_wait,
     log_wait,
     manage_command,
@@ -29,6 +32,7 @@ from consult.launcher import (
 )
 
 WORKER_START_TIMEOUT_S = float(os.environ.get("TEST_WORKER_START_TIMEOUT_S", "240"))
+MESSAGE_PROCESS_TIMEOUT_S = 120  # generous: the worker shares 2 cores with whatever else the machine runs
 # Settings that would point the system somewhere else than the test's own database, Redis and cache.
 ENV_NOT_INHERITED = frozenset({
     "DATABASE_URL", "REDIS_URL", "CACHE_URL", "DJANGO_VAR_DIR", "DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG",
@@ -176,3 +180,39 @@ class SystemProcesses:
         status, body = self.api("POST", "/api/consultations/")
         assert status == 201, (status, body)
         return body["id"], body["patient_token"]
+
+    def message_processed_wait(self, consultation_id: str, token: str, message_id: int, *,
+                               pause: Callable[[float], Any] = time.sleep) -> tuple[dict, dict]:
+        """(consultation state, message) once a worker has processed the message, read over REST as the
+        patient's page does; fails if the message failed or is not processed within
+        MESSAGE_PROCESS_TIMEOUT_S. `pause(seconds)` waits between reads (a browser test passes one that lets
+        Playwright run meanwhile)."""
+        deadline = time.monotonic() + MESSAGE_PROCESS_TIMEOUT_S
+        while time.monotonic() < deadline:
+            status, state = self.api("GET", f"/api/consultations/{consultation_id}/", token=token)
+            assert status == 200, (status, state)
+            [message] = [m for m in state["messages"] if m["id"] == message_id]
+            if message["status"] in {"processed", "failed"}:
+                assert message["status"] == "processed", message
+                return state, message
+            pause(0.2)
+        raise AssertionError(f"message {message_id} was not processed within {MESSAGE_PROCESS_TIMEOUT_S} s")
+
+    def patient_says(self, text: str, consultation: tuple[str, str] | None = None) -> tuple[str, str, dict]:
+        """(consultation id, token, message) once a patient's `text`, sent through the REST API, is processed;
+        in a new consultation unless given one's (id, token)."""
+        consultation_id, token = consultation or self.consultation_start()
+        status, body = self.api("POST", f"/api/consultations/{consultation_id}/messages/", token=token,
+                                body={"text": text})
+        assert status == 202, (status, body)
+        _, message = self.message_processed_wait(consultation_id, token, body["id"])
+        return consultation_id, token, message
+
+    def demo_accounts_create(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The demo accounts `clinician` and `admin` in this system's database, created as `make run` creates
+        them (manage.py load_defaults, which also seeds the prompt templates): ({username: password}, the
+        environment that names those passwords, for further manage.py commands)."""
+        logins = demo_logins(Path(self.env["DJANGO_VAR_DIR"]), self.env)
+        env = {**self.env, **{password_env: logins[username] for username, password_env in DEMO_ACCOUNTS}}
+        subprocess.run(manage_command("load_defaults"), env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        return logins, env

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
-from consult.launcher import DEMO_ACCOUNTS, ROOT, demo_logins as demo_logins_load, manage_command
+from consult.launcher import ROOT
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -62,16 +59,12 @@ def page(browser):
 
 # Accounts, patients and screenshots for tests against the live system (tests/conftest.py `system`) ------
 
-PROCESS_TIMEOUT_S = 120  # generous: the worker shares 2 cores with whatever else the machine runs
-
 
 @pytest.fixture(scope="session")
 def demo_logins(live_system) -> dict[str, str]:
     """{username: password} of the demo accounts `clinician` and `admin` in the live system's database,
     created as `make run` creates them: manage.py load_defaults (which also seeds the prompt templates)."""
-    logins = demo_logins_load(Path(live_system.env["DJANGO_VAR_DIR"]), live_system.env)
-    env = {**live_system.env, **{password_env: logins[username] for username, password_env in DEMO_ACCOUNTS}}
-    subprocess.run(manage_command("load_defaults"), env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    logins, _ = live_system.demo_accounts_create()
     return logins
 
 
@@ -79,24 +72,8 @@ def demo_logins(live_system) -> dict[str, str]:
 def patient_says(system):
     """say(text, consultation=None) -> (consultation_id, token, message): a patient sends `text` through the
     REST API (starting a consultation unless given one's (id, token)), and the call returns once the real
-    worker has processed it."""
-    def say(text: str, consultation: tuple[str, str] | None = None) -> tuple[str, str, dict]:
-        consultation_id, token = consultation or system.consultation_start()
-        status, body = system.api("POST", f"/api/consultations/{consultation_id}/messages/", token=token,
-                                  body={"text": text})
-        assert status == 202, (status, body)
-        deadline = time.monotonic() + PROCESS_TIMEOUT_S
-        while time.monotonic() < deadline:
-            status, state = system.api("GET", f"/api/consultations/{consultation_id}/", token=token)
-            assert status == 200, (status, state)
-            [message] = [m for m in state["messages"] if m["id"] == body["id"]]
-            if message["status"] in {"processed", "failed"}:
-                assert message["status"] == "processed", message
-                return consultation_id, token, message
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} was not processed within {PROCESS_TIMEOUT_S} s")
-
-    return say
+    worker has processed it (tests/system_processes.py `SystemProcesses.patient_says`)."""
+    return system.patient_says
 
 
 @pytest.fixture

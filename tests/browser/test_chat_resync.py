@@ -20,7 +20,6 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 PATIENT_TEXT = "I've had a headache and fever for two days, no medications"
-PROCESS_TIMEOUT_S = 120
 # The page re-reads 4 s after a message starts waiting, then after 8, 16 and 30 s more.
 WAITING_RESYNC_TIMEOUT_MS = 60_000
 # A tab shown again reads at once.
@@ -65,16 +64,10 @@ def chat_open(system, page, pushes: PushFilter) -> tuple[str, str]:
 
 
 def processed_on_server(system, page, consultation_id: str, token: str, message_id: int) -> dict:
-    deadline = time.monotonic() + PROCESS_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status, state = system.api("GET", f"/api/consultations/{consultation_id}/", token=token)
-        assert status == 200, (status, state)
-        [message] = [m for m in state["messages"] if m["id"] == message_id]
-        if message["status"] in {"processed", "failed"}:
-            assert message["status"] == "processed", message
-            return state
-        page.wait_for_timeout(200)  # lets Playwright pass the socket's frames meanwhile
-    raise AssertionError(f"message {message_id} was not processed within {PROCESS_TIMEOUT_S} s")
+    # page.wait_for_timeout between reads lets Playwright pass the socket's frames meanwhile.
+    state, _ = system.message_processed_wait(consultation_id, token, message_id,
+                                             pause=lambda seconds: page.wait_for_timeout(seconds * 1000))
+    return state
 
 
 def assert_shown_once_processed(page, state: dict, message_id: int, *, timeout_ms: float) -> None:

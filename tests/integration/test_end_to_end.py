@@ -49,17 +49,6 @@ def assert_processed_with_entities(state: dict, message_id: int) -> None:
     assert state["next_question"] or state["status"] == "closed"
 
 
-def poll_until_processed(system, consultation_id: str, token: str, message_id: int) -> dict:
-    deadline = time.monotonic() + PROCESS_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status, state = system.api("GET", f"/api/consultations/{consultation_id}/", token=token)
-        assert status == 200, (status, state)
-        if processed_message(state, message_id) is not None:
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"message {message_id} was not processed within {PROCESS_TIMEOUT_S} s")
-
-
 @pytest.mark.asyncio
 async def test_websocket_message_comes_back_with_entities_and_next_question(system):
     consultation_id, token = system.consultation_start()
@@ -101,7 +90,7 @@ def test_rest_api_message_is_accepted_then_processed(system):
     assert status == 202, body
     assert body["status"] == "queued"
 
-    state = poll_until_processed(system, consultation_id, token, body["id"])
+    state, _ = system.message_processed_wait(consultation_id, token, body["id"])
     assert_processed_with_entities(state, body["id"])
     types = {e["type"] for e in processed_message(state, body["id"])["entities"]}
     assert "SYMPTOM" in types, types
@@ -122,5 +111,5 @@ def test_message_waits_in_the_queue_while_the_worker_is_down(system):
     assert message["status"] == "queued", message
 
     system.worker_start()
-    state = poll_until_processed(system, consultation_id, token, body["id"])
+    state, _ = system.message_processed_wait(consultation_id, token, body["id"])
     assert_processed_with_entities(state, body["id"])

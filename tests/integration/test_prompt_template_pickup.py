@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consult.launcher import DEMO_ACCOUNTS, ROOT, demo_logins, manage_command
+from consult.launcher import ROOT, manage_command
 from consult.selectors import BUILTIN_TEMPLATE_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,16 +26,13 @@ PATIENT_TEXT = "I have had a headache and a sore throat for three days"
 # The shipped SYMPTOM template, reworded: still a usable query, so the model keeps finding symptoms.
 EDITED_TEXT = ("Find every {anchor} or complaint the patient reports, such as pain, fever, cough, nausea, rash, "
                "dizziness or tiredness.")
-PROCESS_TIMEOUT_S = 120  # generous: CI machines have 2 cores and may be busy
 
 
 @pytest.fixture(scope="module")
 def admin_token(live_system) -> str:
     """A DRF token of the demo `admin` account, created in the live system's database as `make run` does
     (manage.py load_defaults, which also seeds the prompt templates)."""
-    logins = demo_logins(Path(live_system.env["DJANGO_VAR_DIR"]), live_system.env)
-    env = {**live_system.env, **{password_env: logins[username] for username, password_env in DEMO_ACCOUNTS}}
-    subprocess.run(manage_command("load_defaults"), env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    _, env = live_system.demo_accounts_create()
     output = subprocess.run(manage_command("drf_create_token", "admin"), env=env, cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     return re.search(r"Generated token (\w+) for user admin", output).group(1)
@@ -55,31 +50,13 @@ def admin_api(system, method: str, path: str, token: str, body: Any = None) -> t
         return error.code, error.read().decode(errors="replace")
 
 
-def message_processed(system, text: str) -> dict:
-    """A new patient's message, once the worker has processed it."""
-    consultation_id, token = system.consultation_start()
-    status, body = system.api("POST", f"/api/consultations/{consultation_id}/messages/", token=token,
-                              body={"text": text})
-    assert status == 202, (status, body)
-    deadline = time.monotonic() + PROCESS_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status, state = system.api("GET", f"/api/consultations/{consultation_id}/", token=token)
-        assert status == 200, (status, state)
-        [message] = [m for m in state["messages"] if m["id"] == body["id"]]
-        if message["status"] in {"processed", "failed"}:
-            assert message["status"] == "processed", message
-            return message
-        time.sleep(0.2)
-    raise AssertionError(f"message {body['id']} was not processed within {PROCESS_TIMEOUT_S} s")
-
-
 def test_running_worker_picks_up_an_edited_template_and_its_deactivation(system, admin_token):
     worker = system.worker
     status, listing = admin_api(system, "GET", "/api/templates/?page_size=100", admin_token)
     assert status == 200, listing
     [template] = [t for t in listing["results"] if t["entity_type"] == "SYMPTOM"]
     assert not template["is_active"], "another test left the SYMPTOM override active"
-    before = message_processed(system, PATIENT_TEXT)
+    _, _, before = system.patient_says(PATIENT_TEXT)
     assert not before["template_version"].startswith("SYMPTOM."), before["template_version"]
 
     try:
@@ -87,14 +64,14 @@ def test_running_worker_picks_up_an_edited_template_and_its_deactivation(system,
                                    {"text": EDITED_TEXT, "is_active": True})
         assert status == 200, edited
         assert edited["version"] == template["version"] + 1
-        during = message_processed(system, PATIENT_TEXT)
+        _, _, during = system.patient_says(PATIENT_TEXT)
         assert during["template_version"] == f"SYMPTOM.{edited['version']}"
         assert during["entities"], "the edited template still finds mentions"
 
         status, deactivated = admin_api(system, "PATCH", f"/api/templates/{template['id']}/", admin_token,
                                         {"is_active": False})
         assert status == 200, deactivated
-        after = message_processed(system, PATIENT_TEXT)
+        _, _, after = system.patient_says(PATIENT_TEXT)
         # Back on the model's own templates, named as such.
         assert after["template_version"] == BUILTIN_TEMPLATE_VERSION
     finally:
