@@ -8,7 +8,11 @@ spans are the input throughout, so the numbers measure the context stage alone, 
 thresholds were tuned on the MACCROBAT train/dev splits, the CaseReportCorpus dev half and BC5CDR train/dev
 only. Normalisation is scored for the pip-vocabulary normaliser and for the same plus the mention -> code
 dictionary learned from each corpus's train+dev splits (`python -m ner_engine.context build-dictionary`),
-against an exact-match baseline. The evaluation reads ../shared/data; the runtime never does.
+against an exact-match baseline, each with and without the embedding signal (`ner_engine.context.embeddings`;
+missing term-embedding caches are built first, into `--cache`, which takes minutes per vocabulary on one core).
+The embedding thresholds were chosen on BC5CDR train+dev mentions and on the dev half of the lay check set
+(`lay_check_split`: rows in file order, even positions dev, odd positions test); its test half is reported apart.
+The evaluation reads ../shared/data; the runtime never does.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from ner_engine.context.assertion import AssertionDetector  # noqa: E402
 from ner_engine.context.attributes import attributes_find, attributes_link  # noqa: E402
 from ner_engine.context.dictionaries import (CODED_CORPORA, TRAINING_SPLITS, code_parse,  # noqa: E402
                                              dictionaries_installed, dictionary_build, dictionary_save)
+from ner_engine.context.embeddings import cache_dir, cache_key, cache_paths  # noqa: E402
 from ner_engine.context.normalisation import (LAY_CHECK_FILE, SYSTEMS_BY_TYPE, Normaliser,  # noqa: E402
                                               abbreviations_find, term_normalise, vocabulary_key)
 from ner_engine.datasets import DEFAULT_DATA_DIR, maccrobat_split  # noqa: E402
@@ -242,14 +247,16 @@ def _code(identifier: str) -> str:
     return parsed[1] if parsed else identifier.strip()
 
 
-def ranked_codes(normaliser: Normaliser, query: str, keys: tuple[str, ...]) -> list[tuple[float, str]]:
-    """Candidates of every vocabulary in `keys`, merged by score (ties keep the order of `keys`)."""
+def ranked_codes(normaliser: Normaliser, query: str, keys: tuple[str, ...],
+                 entity_type: str) -> list[tuple[float, str]]:
+    """Candidates of every vocabulary in `keys` (lexical, plus embedding neighbours where the normaliser has
+    them), merged by score (ties keep the order of `keys`)."""
     ranked = [(score, concept.code) for key in keys
-              for score, concept in normaliser.match(normaliser.vocabulary(key), query)]
+              for score, concept in normaliser.candidates(key, query, entity_type)]
     return sorted(ranked, key=lambda item: -item[0])
 
 
-def normalisation_eval(mentions: list[dict], normaliser: Normaliser, keys: tuple[str, ...], *,
+def normalisation_eval(mentions: list[dict], normaliser: Normaliser, keys: tuple[str, ...], entity_type: str, *,
                        use_abbreviations: bool) -> dict:
     """acc@1 / acc@5 of the codes at or above the threshold, and of the exact-match baseline (the mention's
     normalised text looked up in the same vocabularies, nothing else)."""
@@ -257,7 +264,7 @@ def normalisation_eval(mentions: list[dict], normaliser: Normaliser, keys: tuple
     for mention in mentions:
         gold = {_code(i) for i in mention["ids"]}
         query = mention["expansion"] if use_abbreviations and mention["expansion"] else mention["text"]
-        above = list(dict.fromkeys(code for score, code in ranked_codes(normaliser, query, keys)
+        above = list(dict.fromkeys(code for score, code in ranked_codes(normaliser, query, keys, entity_type)
                                    if score >= normaliser.threshold))
         coded += bool(above)
         at1 += bool(above) and above[0] in gold
@@ -268,6 +275,7 @@ def normalisation_eval(mentions: list[dict], normaliser: Normaliser, keys: tuple
         exact5 += any(c in gold for c in exact[:5])
     n = len(mentions)
     return {"mentions": n, "acc@1": round(at1 / n, 4), "acc@5": round(at5 / n, 4), "coded": round(coded / n, 4),
+            "coded_correct": round(at1 / coded, 4) if coded else 0.0,
             "exact_match_baseline": {"acc@1": round(exact1 / n, 4), "acc@5": round(exact5 / n, 4)}}
 
 
@@ -279,11 +287,18 @@ NORMALISATION_SETS = {
 }
 
 
-def normalisation_sets_eval(data_dir: Path, pip_only: Normaliser, work_dir: Path) -> dict:
+def embedded_twin(lexical: Normaliser, keys, cache: Path, **kwargs) -> Normaliser:
+    """The same vocabularies (shared, not rebuilt) with the embedding signal on; missing caches are built."""
+    return Normaliser(threshold=lexical.threshold, embeddings="build", cache_directory=cache,
+                      vocabularies={key: lexical.vocabulary(key) for key in keys}, **kwargs)
+
+
+def normalisation_sets_eval(data_dir: Path, pip_only: Normaliser, embedded: Normaliser, work_dir: Path,
+                            cache: Path) -> dict:
     """Per set, in one run: the pip-vocabulary normaliser with and without abbreviation expansion, the same
     plus the dictionary `python -m ner_engine.context build-dictionary` learns from the corpus's train+dev
-    splits (built, saved and loaded back here through that feature), and the exact-match baseline of each.
-    Test annotations are used for scoring only."""
+    splits (built, saved and loaded back here through that feature), each of the last two with and without
+    embeddings, and the exact-match baseline of each. Test annotations are used for scoring only."""
     results = {}
     for name, (corpus, entity_type, systems) in NORMALISATION_SETS.items():
         spec = CODED_CORPORA[corpus]
@@ -291,13 +306,20 @@ def normalisation_sets_eval(data_dir: Path, pip_only: Normaliser, work_dir: Path
         pip_keys = tuple(vocabulary_key(entity_type, s) for s in systems if s in SYSTEMS_BY_TYPE_PUBLIC[entity_type])
         entries = dictionary_build(corpus, splits=TRAINING_SPLITS, data_dir=data_dir)
         path = dictionary_save(entries, work_dir / f"{corpus}.tsv", source=f"{corpus} train+dev")
-        trained = Normaliser(threshold=pip_only.threshold, dictionaries=dictionaries_installed(path.parent))
+        installed = dictionaries_installed(path.parent)
+        trained = Normaliser(threshold=pip_only.threshold, dictionaries=installed, embeddings="off")
         trained_keys = tuple(vocabulary_key(entity_type, s) for s in systems)
+        trained_embedded = embedded_twin(trained, trained_keys, cache, dictionaries=installed)
         results[name] = {
-            "pip_vocabularies": normalisation_eval(mentions, pip_only, pip_keys, use_abbreviations=False),
-            "pip_vocabularies+abbreviations": normalisation_eval(mentions, pip_only, pip_keys, use_abbreviations=True),
-            "pip_vocabularies+abbreviations+train_dictionary": normalisation_eval(mentions, trained, trained_keys,
-                                                                                  use_abbreviations=True),
+            "pip_vocabularies": normalisation_eval(mentions, pip_only, pip_keys, entity_type, use_abbreviations=False),
+            "pip_vocabularies+abbreviations": normalisation_eval(mentions, pip_only, pip_keys, entity_type,
+                                                                 use_abbreviations=True),
+            "pip_vocabularies+abbreviations+embeddings": normalisation_eval(mentions, embedded, pip_keys, entity_type,
+                                                                            use_abbreviations=True),
+            "pip_vocabularies+abbreviations+train_dictionary": normalisation_eval(
+                mentions, trained, trained_keys, entity_type, use_abbreviations=True),
+            "pip_vocabularies+abbreviations+train_dictionary+embeddings": normalisation_eval(
+                mentions, trained_embedded, trained_keys, entity_type, use_abbreviations=True),
             "train_dictionary_terms": sum(e.entity_type == entity_type for e in entries),
         }
         path.unlink()
@@ -305,13 +327,24 @@ def normalisation_sets_eval(data_dir: Path, pip_only: Normaliser, work_dir: Path
     return results
 
 
-def lay_check_eval(normaliser: Normaliser) -> dict:
-    rows = [line.split("\t") for line in LAY_CHECK_FILE.read_text(encoding="utf-8").splitlines()
+def lay_check_rows() -> list[list[str]]:
+    """(phrase, entity_type, system, code, preferred name) rows of the lay check set, in file order."""
+    return [line.split("\t") for line in LAY_CHECK_FILE.read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.startswith("#")]
+
+
+def lay_check_split(rows: list) -> dict[str, list]:
+    """Fixed split of the lay check set: rows in file order, even positions (0, 2, ...) dev, odd positions
+    test (73 / 73). The embedding thresholds were chosen looking at the dev half only."""
+    return {"dev": rows[0::2], "test": rows[1::2], "all": rows}
+
+
+def lay_check_eval(normaliser: Normaliser, rows: list) -> dict:
     per_type: dict[str, Counter] = {}
     misses = []
     for phrase, entity_type, system, code, name in rows:
-        candidates = [c for c in normaliser.normalise(phrase, entity_type) if c["system"] == system.replace("-drug", "")]
+        candidates = [c for c in normaliser.normalise(phrase, entity_type)
+                      if c["system"] == system.replace("-drug", "")]
         counts = per_type.setdefault(entity_type, Counter())
         counts["n"] += 1
         counts["at1"] += bool(candidates) and candidates[0]["code"] == code
@@ -326,6 +359,27 @@ def lay_check_eval(normaliser: Normaliser) -> dict:
                       "acc@5": round(total["at5"] / total["n"], 4), "coded": round(total["coded"] / total["n"], 4)}
     summary["misses"] = misses
     return summary
+
+
+def lay_check_sets_eval(lexical: Normaliser, embedded: Normaliser) -> dict:
+    split = lay_check_split(lay_check_rows())
+    return {"split": "rows in file order: even positions dev, odd positions test (lay_check_split); embedding "
+                     "thresholds chosen on dev",
+            **{mode: {part: lay_check_eval(normaliser, rows) for part, rows in split.items()}
+               for mode, normaliser in (("lexical", lexical), ("embeddings", embedded))}}
+
+
+def embedding_caches(normaliser: Normaliser, keys) -> dict:
+    """What the embedding caches of these vocabularies hold and what building them cost (from their metadata)."""
+    found = {}
+    for key in keys:
+        vocabulary = normaliser.vocabulary(key)
+        terms = list(vocabulary.exact)
+        _, meta_path, _ = cache_paths(normaliser.cache_directory, key, cache_key(key, terms, normaliser.encoder))
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        found[key] = {k: meta.get(k) for k in ("terms", "embedded", "reused", "build_s", "created")}
+        found[key]["matrix_mb"] = round(len(terms) * meta.get("dim", 0) * 2 / 2**20, 1)
+    return found
 
 
 # ---------------------------------------------------------------- cost
@@ -354,8 +408,7 @@ def cost_eval(data_dir: Path, pipeline: ContextPipeline, limit: int) -> dict:
         t1 = time.perf_counter()
         attributes_link(text, [(e.start, e.end, e.type) for e in entities], attributes_find(text))
         t2 = time.perf_counter()
-        for entity in entities:
-            pipeline.normaliser.normalise(entity.text, entity.type)
+        pipeline.normaliser.normalise_many([(e.text, e.type) for e in entities])  # as contextualise does
         t3 = time.perf_counter()
         copies = [Entity(e.start, e.end, e.type, e.text, e.score) for e in entities]
         pipeline.contextualise(text, copies)
@@ -364,11 +417,17 @@ def cost_eval(data_dir: Path, pipeline: ContextPipeline, limit: int) -> dict:
             timings[key].append(value * 1000)
     summary = {"messages": len(messages), "mean_chars": round(statistics.mean(len(t) for t, _ in messages), 1),
                "mean_entities": round(statistics.mean(len(e) for _, e in messages), 2),
+               "embeddings": pipeline.normaliser.embeddings,
+               "embedding_indexes_loaded": sum(i is not None for i in pipeline.normaliser._indexes.values()),
                "vocabulary_load_s": round(load_s, 2)}
+    with_entities = [i for i, (_, entities) in enumerate(messages) if entities]
+    summary["messages_with_entities"] = len(with_entities)
     for key, values in timings.items():
-        values.sort()
-        summary[f"{key}_ms_mean"] = round(statistics.mean(values), 3)
-        summary[f"{key}_ms_p95"] = round(values[int(0.95 * (len(values) - 1))], 3)
+        for suffix, chosen in (("", values), ("_with_entities", [values[i] for i in with_entities])):
+            chosen = sorted(chosen)
+            summary[f"{key}_ms_mean{suffix}"] = round(statistics.mean(chosen), 3)
+            summary[f"{key}_ms_p50{suffix}"] = round(chosen[int(0.5 * (len(chosen) - 1))], 3)
+            summary[f"{key}_ms_p95{suffix}"] = round(chosen[int(0.95 * (len(chosen) - 1))], 3)
     return summary
 
 
@@ -378,11 +437,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "context.json")
     parser.add_argument("--quick", action="store_true", help="fewer cost messages")
     parser.add_argument("--split", default="test", help="MACCROBAT split (train/dev to tune, test to report)")
+    parser.add_argument("--cache", type=Path, default=cache_dir(),
+                        help="term-embedding caches, built when missing "
+                             "(default: NER_CONTEXT_CACHE or var/context_cache)")
     args = parser.parse_args(argv)
     data = args.data_dir
     results: dict = {}
     # The shipped normaliser: pip vocabularies only, whatever dictionaries this machine has installed.
-    pipeline = ContextPipeline(normaliser=Normaliser(dictionaries=()))
+    pipeline = ContextPipeline(normaliser=Normaliser(dictionaries=(), embeddings="off"))
     detector = pipeline.assertions
 
     results["maccrobat"] = maccrobat_eval(data, detector, args.split)
@@ -390,15 +452,28 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"maccrobat": results["maccrobat"], "case_report_corpus": results["case_report_corpus"]}, indent=1))
 
     normaliser = pipeline.normaliser
+    all_keys = list(dict.fromkeys(k for t in SYSTEMS_BY_TYPE for k in normaliser.systems(t)))
+    embedded = embedded_twin(normaliser, all_keys, args.cache, dictionaries=())
+    started = time.perf_counter()
+    embedded.embeddings_warm()  # builds the caches that are missing
+    results["embedding_caches"] = {"ensure_s": round(time.perf_counter() - started, 2),
+                                   "vocabularies": embedding_caches(embedded, embedded.embedding_systems())}
+    print("embedding_caches", json.dumps(results["embedding_caches"]))
     with tempfile.TemporaryDirectory() as work_dir:
-        results["normalisation"] = normalisation_sets_eval(data, normaliser, Path(work_dir))
-    results["lay_check"] = lay_check_eval(normaliser)
-    print("lay_check", json.dumps({k: v for k, v in results["lay_check"].items() if k != "misses"}))
-    # A fresh pipeline, so that the one-off vocabulary load is measured too.
-    results["cost_per_message"] = cost_eval(data, ContextPipeline(normaliser=Normaliser(dictionaries=())),
-                                            100 if args.quick else 400)
+        results["normalisation"] = normalisation_sets_eval(data, normaliser, embedded, Path(work_dir), args.cache)
+    results["lay_check"] = lay_check_sets_eval(normaliser, embedded)
+    print("lay_check", json.dumps({mode: {part: r["all"] for part, r in parts.items()}
+                                   for mode, parts in results["lay_check"].items() if mode != "split"}))
+    # Fresh pipelines, so that the one-off loads (vocabularies; embedding caches and encoder) are measured too.
+    limit = 100 if args.quick else 400
+    results["cost_per_message"] = {
+        "lexical": cost_eval(data, ContextPipeline(normaliser=Normaliser(dictionaries=(), embeddings="off")), limit),
+        "embeddings": cost_eval(data, ContextPipeline(normaliser=Normaliser(dictionaries=(), embeddings="auto",
+                                                                            cache_directory=args.cache)), limit),
+    }
     print("cost_per_message", json.dumps(results["cost_per_message"]))
     results["threshold"] = normaliser.threshold
+    results["embedding_thresholds"] = embedded.embedding_thresholds
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

