@@ -19,7 +19,7 @@ CHANNEL_LAYER_CAPACITY  Updates one web process may have waiting in Redis before
 NER_MODEL               ner_engine model name or path loaded by each worker (default "default").
 NER_TORCH_THREADS       Torch threads per worker process, set when the process starts (default 1: on shared
                         cores more threads wait on each other; scale with worker processes instead).
-NER_PRECISION           int8 (default) | fp32: CPU workers run the encoder int8-quantised (several times faster;
+NER_PRECISION           fp32 (default) | int8: CPU workers may run the encoder int8-quantised (about twice as fast;
                         F1 cost in the README); GPU workers always run fp32 with autocast.
 NER_WARM_CONTEXT        "0" skips loading the clinical-context vocabularies at worker start (default on;
                         off, the first message with a symptom, condition or medicine loads them instead).
@@ -276,7 +276,7 @@ NER_TORCH_THREADS = int(os.environ.get("NER_TORCH_THREADS", "1"))
 if NER_TORCH_THREADS < 1:
     raise ImproperlyConfigured(f"NER_TORCH_THREADS must be 1 or more, not {NER_TORCH_THREADS}")
 NER_WARM_CONTEXT = env_bool("NER_WARM_CONTEXT", default=True)
-NER_PRECISION = os.environ.get("NER_PRECISION", "int8")
+NER_PRECISION = os.environ.get("NER_PRECISION", "fp32")
 if NER_PRECISION not in ("int8", "fp32"):
     raise ImproperlyConfigured(f"NER_PRECISION must be int8 or fp32, not {NER_PRECISION!r}")
 MESSAGE_MAX_CHARS = int(os.environ.get("MESSAGE_MAX_CHARS", "2000"))
