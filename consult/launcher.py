@@ -376,7 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             say(f"WARNING: {missing}. Messages will be stored but fail to process until the model exists "
                 "(train it with `python -m ner_engine train`, or set NER_MODEL).")
-        supervisor.start("worker", worker_command(), env=env)
+        # One solo worker per core (up to 2): at 10 concurrent patients one fp32 worker on 2 cores queues
+        # messages past a 300 ms p95, two do not (bench/e2e_latency.py, README "Scaling").
+        workers = int(env.get("NER_WORKERS") or min(2, os.cpu_count() or 1))
+        for index in range(1, workers + 1):
+            supervisor.start(f"worker{index}", worker_command(name=f"ner{index}"), env=env)
         web = supervisor.start("web", web_command(host=args.host, port=args.port), env=env)
         http_wait(site_url, timeout=60, alive=lambda: web.poll() is None and not stop_requested.is_set())
     except (LaunchError, subprocess.CalledProcessError) as exc:
