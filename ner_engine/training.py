@@ -46,6 +46,7 @@ class TrainConfig:
     patience: int = 2                              # dev evaluations without improvement before stopping
     eval_every: int | None = None                  # steps between dev evaluations (always at each epoch's end)
     init_from: str | None = None                   # a model directory (or "default") to start from
+    decode_thresholds: list[float] | None = None   # tried on dev at each evaluation; default DECODE_THRESHOLDS
     max_train_documents: int | None = None         # per corpus, for quick runs
     max_dev_documents: int | None = 1000           # per corpus
     checkpoint_every: int = 200                    # steps
@@ -122,12 +123,13 @@ DECODE_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def decode_threshold_tune(model: PromptBioMRC, builder: TripletBuilder, dev_sets: dict[str, list[Document]], *,
-                          device: str, pad_id: int) -> tuple[float, dict]:
+                          device: str, pad_id: int,
+                          thresholds: Sequence[float] = DECODE_THRESHOLDS) -> tuple[float, dict]:
     """The decoding threshold with the best mean dev micro F1, and the dev reports at that threshold."""
-    by_dataset = {name: model_evaluate(model, builder, docs, device=device, pad_id=pad_id, thresholds=DECODE_THRESHOLDS,
+    by_dataset = {name: model_evaluate(model, builder, docs, device=device, pad_id=pad_id, thresholds=thresholds,
                                        merge=REGISTRY[name].eval_merge if name in REGISTRY else None)
                   for name, docs in dev_sets.items()}
-    best = max(DECODE_THRESHOLDS, key=lambda t: (np.mean([r[t].strict["micro"].f1 for r in by_dataset.values()]), t))
+    best = max(thresholds, key=lambda t: (np.mean([r[t].strict["micro"].f1 for r in by_dataset.values()]), t))
     return best, {name: reports[best].to_dict() for name, reports in by_dataset.items()}
 
 
@@ -220,7 +222,8 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         """Score dev, keep the best model in output_dir/best, count evaluations without improvement."""
         # Scored at the best decoding threshold: the span probabilities' calibration drifts during training,
         # and a fixed threshold made model selection follow that drift rather than the ranking of spans.
-        threshold, scores = decode_threshold_tune(model, builder, dev_sets, device=device, pad_id=pad_id)
+        threshold, scores = decode_threshold_tune(model, builder, dev_sets, device=device, pad_id=pad_id,
+                                                  thresholds=config.decode_thresholds or DECODE_THRESHOLDS)
         model.train()
         dev_f1 = float(np.mean([s["strict"]["micro"]["f1"] for s in scores.values()]))
         state["history"].append({"epoch": state["epoch"] + 1, "step": state["step"], "dev_f1": dev_f1,
@@ -299,7 +302,8 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         from ner_engine.model_card import model_card_write
 
         best_model, _ = artifact_load(best, device=device)
-        threshold, card["dev"] = decode_threshold_tune(best_model, builder, dev_sets, device=device, pad_id=pad_id)
+        threshold, card["dev"] = decode_threshold_tune(best_model, builder, dev_sets, device=device, pad_id=pad_id,
+                                                       thresholds=config.decode_thresholds or DECODE_THRESHOLDS)
         best_model.config.decode_threshold = threshold
         (best / "config.json").write_text(json.dumps(best_model.config.to_dict(), indent=2) + "\n")
         logger.info("decoding threshold tuned on dev: %s", threshold)

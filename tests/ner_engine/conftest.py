@@ -59,7 +59,10 @@ def tiny_train_config(jsonl: Path, output_dir: Path, **overrides):
 
     values = dict(model=tiny_model_config(), datasets=[f"jsonl:{jsonl}"], output_dir=str(output_dir), epochs=40,
                   batch_size=2, learning_rate=5e-3, head_learning_rate=5e-3, weight_decay=0.0, warmup_ratio=0.0,
-                  patience=10, checkpoint_every=1000, device="cpu", threads=1, version="tiny-test-1")
+                  patience=10, checkpoint_every=1000, device="cpu", threads=1, version="tiny-test-1",
+                  # One threshold: the tiny model is selected for margins that survive fp16 reloading and
+                  # batching, not for a low threshold that happens to score 1.0 on six sentences.
+                  decode_thresholds=[0.5])
     values.update(overrides)
     return TrainConfig(**values)
 
