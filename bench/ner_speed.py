@@ -6,7 +6,7 @@
 message: the cost it adds per message. Both models share the backbone; the BIO baseline is timed with its architecture (encoder + linear head over
 the same windows), which is what its cost depends on. Calls are interleaved so machine noise hits both alike;
 the ratio is what to compare across machines. Each precision (fp32; int8 = dynamic quantisation of the
-encoder's linear layers, `Extractor.load(precision="int8")`) is applied to both models alike.
+encoder's feed-forward layers, `model_quantize_int8`) is applied to both models alike.
 """
 from __future__ import annotations
 
@@ -58,14 +58,16 @@ def main() -> int:
 
     context = ContextPipeline()
     context.warm()
-    extractors, bio_models = {}, {}
+    extractors = {precision: Extractor.load(args.model, device="cpu", precision=precision, context=False)
+                  for precision in args.precisions}
+    main_precision = args.precisions[0]
+    mrc_config = extractors[main_precision].model.config
+    bio_config = BioTaggerConfig(backbone=mrc_config.backbone, entity_types=types, max_length=mrc_config.max_length)
+    bio_encoder = BioEncoder(tokenizer_load(bio_config.backbone), bio_config)
+    bio_models = {}
     for precision in args.precisions:
-        extractors[precision] = Extractor.load(args.model, device="cpu", precision=precision, context=False)
-        mrc_config = extractors[precision].model.config
-        bio_config = BioTaggerConfig(backbone=mrc_config.backbone, entity_types=types, max_length=mrc_config.max_length)
         bio_model = BioTagger(bio_config, encoder_load(bio_config.backbone)).eval()
         bio_models[precision] = model_quantize_int8(bio_model) if precision == "int8" else bio_model
-    bio_encoder = BioEncoder(tokenizer_load(mrc_config.backbone), bio_config)
 
     found: dict[str, list] = {}
     calls = []
@@ -77,7 +79,6 @@ def main() -> int:
             bio_predict(model, bio_encoder, [text])
 
         calls += [(f"mrc_{precision}", mrc), (f"bio_{precision}", bio)]
-    main_precision = args.precisions[0]
 
     def clinical_context(text: str) -> None:
         context.contextualise(text, found[text])

@@ -118,9 +118,9 @@ PRECISIONS = ("fp32", "int8")
 def model_quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation (weights int8 with one scale per output channel, activations quantised per
     batch) of the encoder's feed-forward layers, for CPU inference; attention projections and the span head
-    stay float32. Measured on NCBI-disease test with the shipped model: feed-forward only costs 0.2 F1 points
-    at about half the fp32 time; quantising every linear layer is faster still but costs 0.5-0.9 points
-    (`evaluate --precision int8` re-measures it). Works on any BERT-style model whose encoder is `model.encoder`."""
+    stay float32. About half the fp32 time per message (bench/ner_speed.py); its F1 cost on the shipped model,
+    from `evaluate --precision int8`, is in the README. Works on any BERT-style model whose encoder is
+    `model.encoder` (other module names: every linear layer is quantised)."""
     import warnings
 
     per_channel = torch.ao.quantization.per_channel_dynamic_qconfig
@@ -131,7 +131,7 @@ def model_quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         # torch.ao's eager quantisation is marked deprecated in favour of torchao; it is what the pinned torch
         # ships and needs no extra package.
         warnings.simplefilter("ignore")
-        spec = feed_forward or {torch.nn.Linear: per_channel}  # encoders with other module names: every layer
+        spec = feed_forward or {torch.nn.Linear: per_channel}
         model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder, spec, dtype=torch.qint8)
     return model
 

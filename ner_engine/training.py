@@ -110,11 +110,11 @@ def model_evaluate(model: PromptBioMRC, builder: TripletBuilder, documents: Sequ
     model.eval()
     triplets = documents_to_triplets(builder, documents)
     logits = triplets_forward(model, triplets, batch_size=batch_size, device=device, pad_id=pad_id)
+    gold = [[s for s in doc.spans if s.type in builder.entity_types] for doc in documents]  # in the model's scope
     reports = {}
     for threshold in thresholds or [model.config.decode_threshold]:
         predicted = triplets_decode(triplets, logits, len(documents), threshold=threshold)
         predicted_spans = [[Span(c.start, c.end, c.type) for c in found] for found in predicted]
-        gold = [[s for s in doc.spans if s.type in builder.entity_types] for doc in documents]  # in the model's scope
         reports[threshold] = spans_evaluate(gold, predicted_spans, merge=merge)
     return reports if thresholds else reports[model.config.decode_threshold]
 
@@ -216,6 +216,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
 
     pad_id = tokenizer.pad_token_id or 0
     width = config.model.max_span_width
+    thresholds = config.decode_thresholds or DECODE_THRESHOLDS
     running = 0.0
 
     def dev_evaluate() -> None:
@@ -223,7 +224,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         # Scored at the best decoding threshold: the span probabilities' calibration drifts during training,
         # and a fixed threshold made model selection follow that drift rather than the ranking of spans.
         threshold, scores = decode_threshold_tune(model, builder, dev_sets, device=device, pad_id=pad_id,
-                                                  thresholds=config.decode_thresholds or DECODE_THRESHOLDS)
+                                                  thresholds=thresholds)
         model.train()
         dev_f1 = float(np.mean([s["strict"]["micro"]["f1"] for s in scores.values()]))
         state["history"].append({"epoch": state["epoch"] + 1, "step": state["step"], "dev_f1": dev_f1,
@@ -303,7 +304,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
 
         best_model, _ = artifact_load(best, device=device)
         threshold, card["dev"] = decode_threshold_tune(best_model, builder, dev_sets, device=device, pad_id=pad_id,
-                                                       thresholds=config.decode_thresholds or DECODE_THRESHOLDS)
+                                                       thresholds=thresholds)
         best_model.config.decode_threshold = threshold
         (best / "config.json").write_text(json.dumps(best_model.config.to_dict(), indent=2) + "\n")
         logger.info("decoding threshold tuned on dev: %s", threshold)
