@@ -1,5 +1,5 @@
 # Two commands a newcomer needs: `make run` and `make test`. Both create .venv and install the
-# requirements first (once, and again whenever requirements.txt changes).
+# requirements first (once, and again whenever a requirements file changes).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-postgres install bench-e2e bench-load clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' \
 		|| echo "warning: $(PYTHON) is not Python 3.11; the pinned requirements are tested with 3.11"
@@ -17,6 +17,7 @@ $(STAMP): requirements.txt
 		     rm -rf $(VENV) && $(PYTHON) -m pip install --quiet --user virtualenv && $(PYTHON) -m virtualenv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP)

