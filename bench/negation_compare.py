@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _negation_gold import (NegationDocument, case_report_negation_documents,  # noqa: E402
                             maccrobat_negation_documents, negation_score)
 
-from ner_engine.context.assertion import _WORD, AssertionDetector, _WindowWords, sentence_bounds  # noqa: E402
+from ner_engine.context.assertion import WORD, AssertionDetector, WindowWords, sentence_bounds  # noqa: E402
 from ner_engine.datasets import DEFAULT_DATA_DIR  # noqa: E402
 
 EVALUATED = ("maccrobat_test", "case_report_test", "case_report_dev")
@@ -100,7 +100,7 @@ def cue_features(detector: AssertionDetector, document: NegationDocument) -> lis
     terminators = [c for c in cues if c.category == "terminate"]
     bounds = sentence_bounds(text)
     starts = [b[0] for b in bounds]
-    words = _WindowWords(text, spans)
+    words = WindowWords(text, spans)
     verdicts = detector.detect(text, spans)
     rows: list[list[str] | None] = []
     for (start, end), verdict in zip(spans, verdicts):
@@ -109,7 +109,7 @@ def cue_features(detector: AssertionDetector, document: NegationDocument) -> lis
         if not inside:
             rows.append(None)
             continue
-        mention = _WORD.findall(text[start:end])
+        mention = WORD.findall(text[start:end])
         features = ["rule=" + verdict, "head=" + (mention[-1].lower() if mention else "")]
         features += ["over=" + _normal(text[c.start:c.end]) for c in inside if c.start < end and start < c.end]
         before = [c for c in inside if c.end <= start and c.direction in ("forward", "forward-outside", "both")]
@@ -119,7 +119,7 @@ def cue_features(detector: AssertionDetector, document: NegationDocument) -> lis
                 continue
             gap = (cue.end, start) if side == "f" else (end, cue.start)
             between = text[gap[0]:gap[1]]
-            gap_words = [w.lower() for w in _WORD.findall(between)]
+            gap_words = [w.lower() for w in WORD.findall(between)]
             distance = _bucket(words.count(*gap))
             phrase = _normal(text[cue.start:cue.end])
             features += [f"{side}cue={phrase}", f"{side}dist={distance}", f"{side}cue_dist={phrase}|{distance}",
@@ -130,8 +130,8 @@ def cue_features(detector: AssertionDetector, document: NegationDocument) -> lis
                 features += [f"{side}first={gap_words[0]}", f"{side}last={gap_words[-1]}"]
             if any(gap[0] <= t.start and t.end <= gap[1] for t in terminators):
                 features.append(f"{side}terminator")
-        window = _WORD.findall(text[max(sentence[0], start - 30):start])
-        following = _WORD.findall(text[end:min(sentence[1], end + 30)])
+        window = WORD.findall(text[max(sentence[0], start - 30):start])
+        following = WORD.findall(text[end:min(sentence[1], end + 30)])
         if window:
             features.append("previous=" + window[-1].lower())
         if following:
@@ -158,12 +158,12 @@ def learned_fit(detector: AssertionDetector, train: list[NegationDocument], sele
         def predict(documents: list[NegationDocument]) -> list[list[bool]]:
             flags = []
             for document in documents:
-                rows_ = cue_features(detector, document)
-                indices = [i for i, f in enumerate(rows_) if f is not None]
-                probabilities = (model.predict_proba(vectoriser.transform([dict.fromkeys(rows_[i], 1) for i in indices]))[:, 1]
-                                 if indices else [])
-                chosen = dict(zip(indices, probabilities))
-                flags.append([bool(chosen.get(i, 0.0) > threshold) for i in range(len(rows_))])
+                per_span = cue_features(detector, document)
+                indices = [i for i, features in enumerate(per_span) if features is not None]
+                probabilities = (model.predict_proba(vectoriser.transform(
+                    [dict.fromkeys(per_span[i], 1) for i in indices]))[:, 1] if indices else [])
+                by_index = dict(zip(indices, probabilities))
+                flags.append([bool(by_index.get(i, 0.0) > threshold) for i in range(len(per_span))])
             return flags
         return predict
 

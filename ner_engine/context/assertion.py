@@ -33,7 +33,7 @@ CATEGORIES: tuple[str, ...] = ("family", "hypothetical", "absent", "possible", "
 ASSERTIONS: tuple[str, ...] = ("present",) + CATEGORIES
 DEFAULT = "present"
 
-_WORD = re.compile(r"\w+(?:['’]\w+)?")
+WORD = re.compile(r"\w+(?:['’]\w+)?")
 # Sentence ends: . ! ? ; followed by space, a newline, or layout whitespace (3+ spaces or a tab: table cells
 # flattened to text); not inside a number ("37.5").
 _SENTENCE_END = re.compile(r"[.!?;]+(?=\s|$)|\n+|[ \t]*\t[ \t]*| {3,}")
@@ -129,7 +129,7 @@ class AssertionDetector:
         starts = [b[0] for b in bounds]
         terminators = [c for c in cues if c.category == "terminate"]
         triggers = [c for c in cues if c.category != "terminate"]
-        words = _WindowWords(text, spans)
+        words = WindowWords(text, spans)
         results = []
         for start, end in spans:
             sentence = bounds[max(bisect_right(starts, start) - 1, 0)]
@@ -176,10 +176,10 @@ def _opens(text: str, cue: Cue, start: int) -> bool:
     `forward-outside` cue only in the first case, because inside the mention it names the finding."""
     if cue.start < start:
         return True
-    return cue.direction != "forward-outside" and not _WORD.search(text, start, cue.start)
+    return cue.direction != "forward-outside" and not WORD.search(text, start, cue.start)
 
 
-class _WindowWords:
+class WindowWords:
     """Counts the words between two offsets that use up a cue's window: all words except those of the mentions
     being asserted and list coordinators. Prefix sums, so each count is two bisections."""
 
@@ -193,7 +193,7 @@ class _WindowWords:
         mention_starts = [m[0] for m in merged]
         self.starts: list[int] = []
         self.counted = [0]
-        for match in _WORD.finditer(text):
+        for match in WORD.finditer(text):
             index = bisect_right(mention_starts, match.start()) - 1
             inside = index >= 0 and match.end() <= merged[index][1]
             self.starts.append(match.start())
