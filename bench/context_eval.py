@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ner_engine.context import ContextPipeline  # noqa: E402
-from ner_engine.context.assertion import AssertionDetector  # noqa: E402
+from ner_engine.context.assertion import CHECK_FILE, AssertionDetector  # noqa: E402
 from ner_engine.context.attributes import attributes_find, attributes_link  # noqa: E402
 from ner_engine.context.dictionaries import (CODED_CORPORA, TRAINING_SPLITS, code_parse,  # noqa: E402
                                              dictionaries_installed, dictionary_build, dictionary_save)
@@ -123,6 +123,43 @@ def case_report_eval(data_dir: Path, detector: AssertionDetector) -> dict:
     documents = case_report_negation_documents(data_dir, "test", ("finding", "condition"))
     result["test_findings_and_conditions"] = {"documents": len({d.id for d in documents}),
                                               "negation_absent": negation_assess(documents, detector)}
+    return result
+
+
+# ---------------------------------------------------------------- patient-phrased assertion check set
+def assertion_check_rows() -> list[tuple[str, str, str]]:
+    """(expected assertion, mention, message) rows of `ner_engine/context/assertion_check.tsv`."""
+    lines = CHECK_FILE.read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("\t")) for line in lines if line and not line.startswith("#")]
+
+
+def assertion_check_eval(detector: AssertionDetector) -> dict:
+    """Accuracy per expected assertion and `absent` P/R/F1 on each half (rows in file order: even positions
+    dev, odd positions test), the mention being its first whole-word occurrence in the message."""
+    rows = assertion_check_rows()
+    result: dict = {"split": "rows in file order: even positions dev, odd positions test"}
+    for part, chosen in (("dev", rows[0::2]), ("test", rows[1::2]), ("all", rows)):
+        by_expected: dict[str, Counter] = {}
+        absent = Counter()
+        misses = []
+        for expected, mention, message in chosen:
+            match = re.search(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", message, re.IGNORECASE)
+            if match is None:
+                raise ValueError(f"assertion check row: {mention!r} is not a word in {message!r}")
+            (found,) = detector.detect(message, [match.span()])
+            counts = by_expected.setdefault(expected, Counter())
+            counts["n"] += 1
+            counts["correct"] += found == expected
+            absent["tp"] += found == expected == "absent"
+            absent["predicted"] += found == "absent"
+            absent["gold"] += expected == "absent"
+            if found != expected:
+                misses.append(f"{message} [{mention}] -> {found} (want {expected})")
+        result[part] = {"n": len(chosen), "accuracy": round(sum(c["correct"] for c in by_expected.values()) / len(chosen), 4),
+                        "accuracy_by_expected": {k: round(c["correct"] / c["n"], 4) for k, c in sorted(by_expected.items())},
+                        "absent": prf(absent["tp"], absent["predicted"], absent["gold"])}
+        if part == "dev":
+            result[part]["misses"] = misses
     return result
 
 
@@ -356,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     # larger count, though the attribute rules were written looking at the train and dev documents.
     results["maccrobat_all_documents"] = maccrobat_eval(data, detector, ("train", "dev", "test"))
     results["case_report_corpus"] = case_report_eval(data, detector)
-    print(json.dumps({key: results[key] for key in ("maccrobat", "maccrobat_all_documents", "case_report_corpus")},
-                     indent=1))
+    results["assertion_check"] = assertion_check_eval(detector)
+    print(json.dumps({key: results[key] for key in ("maccrobat", "maccrobat_all_documents", "case_report_corpus",
+                                                    "assertion_check")}, indent=1))
 
     normaliser = pipeline.normaliser
     all_keys = list(dict.fromkeys(k for t in SYSTEMS_BY_TYPE for k in normaliser.systems(t)))

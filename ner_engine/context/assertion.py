@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CUES_FILE = Path(__file__).with_name("assertion_cues.tsv")
+CHECK_FILE = Path(__file__).with_name("assertion_check.tsv")  # patient-phrased check set (bench/context_eval.py)
 CATEGORIES: tuple[str, ...] = ("family", "hypothetical", "absent", "possible", "historical")  # priority order
 ASSERTIONS: tuple[str, ...] = ("present",) + CATEGORIES
 DEFAULT = "present"

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ner_engine.context.assertion import ASSERTIONS, AssertionDetector, rules_load, sentence_bounds
+import re
+
+from ner_engine.context.assertion import ASSERTIONS, CHECK_FILE, AssertionDetector, rules_load, sentence_bounds
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def assertion_of(detector, text: str, mention: str, occurrence: int = 0) -> str:
     ("Not anymore, the nausea stopped", "nausea", "absent"),
     ("I haven't had any dizziness", "dizziness", "absent"),
     ("I no longer get migraines", "migraines", "absent"),
+    ("I couldn't feel a lump", "lump", "absent"),
     # possible
     ("maybe it's a migraine", "migraine", "possible"),
     ("Could it be flu?", "flu", "possible"),
@@ -52,6 +55,8 @@ def assertion_of(detector, text: str, mention: str, occurrence: int = 0) -> str:
     ("what if I get a fever", "fever", "hypothetical"),
     ("I'm worried about getting diabetes", "diabetes", "hypothetical"),
     ("call us if chest pain develops", "chest pain", "hypothetical"),
+    ("Should I worry if a rash appears?", "rash", "hypothetical"),
+    ("If the pain is bad I take paracetamol", "pain", "present"),  # a definite "the pain": it is there
     # family / other experiencer
     ("My mum has diabetes", "diabetes", "family"),
     ("my brother had a seizure", "seizure", "family"),
@@ -106,6 +111,17 @@ def test_rule_file_is_valid():
     rules = rules_load()
     categories = {rule.category for rule in rules}
     assert set(ASSERTIONS[1:]) <= categories and {"pseudo", "terminate"} <= categories
+
+
+def test_patient_check_set_is_well_formed():
+    """bench/context_eval.py scores `assertion_check.tsv` (100 patient-phrased messages): every row must name a
+    known assertion and a whole word of its message, or the evaluation would silently score something else."""
+    rows = [line.split("\t") for line in CHECK_FILE.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+    assert len(rows) >= 100
+    for expected, mention, message in rows:
+        assert expected in ASSERTIONS
+        assert re.search(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", message, re.IGNORECASE), (mention, message)
 
 
 def test_bad_rule_file_is_reported(tmp_path):
