@@ -50,6 +50,7 @@ def maccrobat_eval(data_dir: Path, detector: AssertionDetector, splits: tuple[st
     directory = data_dir / "MACCROBAT2020/brat"
     attr = {kind: Counter() for kind in ("duration", "severity")}
     link = {kind: Counter() for kind in ("duration", "severity")}
+    unmatched = {kind: Counter() for kind in ("duration", "severity")}
     for pmid in (pmid for split in splits for pmid in maccrobat_ids(data_dir, split)):
         doc = maccrobat_read(directory, pmid)
         text = doc["text"]
@@ -69,6 +70,12 @@ def maccrobat_eval(data_dir: Path, detector: AssertionDetector, splits: tuple[st
             counts["strict_tp"] += len(gold_spans & set(predicted))
             counts["lenient_tp_gold"] += sum(any(p[0] < g[1] and g[0] < p[1] for p in predicted) for g in gold_spans)
             counts["lenient_tp_pred"] += sum(any(p[0] < g[1] and g[0] < p[1] for g in gold_spans) for p in predicted)
+            # Where the precision goes: what the gold calls a predicted span that overlaps no gold span of this kind
+            # (MACCROBAT files onsets, "2 weeks ago", under Date, where our duration attribute includes them).
+            for p in predicted:
+                if not any(p[0] < g[1] and g[0] < p[1] for g in gold_spans):
+                    labels = [lab for s, e, lab in doc["spans"] if p[0] < e and s < p[1] and lab not in TARGET_LABELS]
+                    unmatched[kind][labels[0] if labels else "(nothing)"] += 1
             gold_targets: dict[tuple[int, int], set] = {}
             for a, b in doc["links"]:
                 if a[2] == label and b[2] in TARGET_LABELS:
@@ -100,6 +107,7 @@ def maccrobat_eval(data_dir: Path, detector: AssertionDetector, splits: tuple[st
             "link_end_to_end_n": link[kind]["e2e_total"],
             "link_accuracy_gold_spans": round(link[kind]["oracle_correct"] / max(link[kind]["oracle_total"], 1), 4),
             "link_gold_spans_n": link[kind]["oracle_total"],
+            "unmatched_predictions_by_gold_label": dict(unmatched[kind].most_common()),
         }
     return result
 
