@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,14 +61,16 @@ def maccrobat_ids(data_dir: Path, split: str) -> list[str]:
     return maccrobat_split([p.stem for p in (data_dir / "MACCROBAT2020/brat").glob("*.txt")])[split]
 
 
+def maccrobat_negation_document(pmid: str, doc: dict) -> NegationDocument:
+    """Symptoms and diseases (Sign_symptom, Disease_disorder) of a `maccrobat_read` document; gold negated =
+    POLARITY=NEG."""
+    spans = sorted({(s, e) for s, e, label in doc["spans"] if TARGET_LABELS.get(label) in ("SYMPTOM", "DISEASE")})
+    return NegationDocument(pmid, doc["text"], spans, [span in doc["negated"] for span in spans])
+
+
 def maccrobat_negation_documents(data_dir: Path, split: str) -> list[NegationDocument]:
-    """Symptoms and diseases (Sign_symptom, Disease_disorder); gold negated = POLARITY=NEG."""
-    documents = []
-    for pmid in maccrobat_ids(data_dir, split):
-        doc = maccrobat_read(data_dir / "MACCROBAT2020/brat", pmid)
-        spans = sorted({(s, e) for s, e, label in doc["spans"] if TARGET_LABELS.get(label) in ("SYMPTOM", "DISEASE")})
-        documents.append(NegationDocument(pmid, doc["text"], spans, [span in doc["negated"] for span in spans]))
-    return documents
+    return [maccrobat_negation_document(pmid, maccrobat_read(data_dir / "MACCROBAT2020/brat", pmid))
+            for pmid in maccrobat_ids(data_dir, split)]
 
 
 # ---------------------------------------------------------------- CaseReportCorpus
@@ -117,9 +120,15 @@ def case_report_mentions(passage: dict, entity_types: tuple[str, ...] = ("findin
     return [(s, e, g) for (s, e), g in sorted(mentions.items())]
 
 
+@lru_cache(maxsize=1)
+def case_report_corpus(path: Path) -> dict:
+    """The parsed corpus, read once per process (the benches score several parts of it)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def case_report_negation_documents(data_dir: Path, part: str,
                                    entity_types: tuple[str, ...] = ("finding",)) -> list[NegationDocument]:
-    corpus = json.loads((data_dir / CASE_REPORT_FILE).read_text(encoding="utf-8"))
+    corpus = case_report_corpus(data_dir / CASE_REPORT_FILE)
     wanted = set(case_report_split([d["id"] for d in corpus["documents"]])[part])
     documents = []
     for document in corpus["documents"]:

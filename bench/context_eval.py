@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ner_engine.context import ContextPipeline  # noqa: E402
-from ner_engine.context.assertion import CHECK_FILE, AssertionDetector  # noqa: E402
+from ner_engine.context.assertion import AssertionDetector, check_set_load  # noqa: E402
 from ner_engine.context.attributes import attributes_find, attributes_link  # noqa: E402
 from ner_engine.context.dictionaries import (CODED_CORPORA, TRAINING_SPLITS, code_parse,  # noqa: E402
                                              dictionaries_installed, dictionary_build, dictionary_save)
@@ -40,19 +40,20 @@ from ner_engine.datasets import DEFAULT_DATA_DIR  # noqa: E402
 from ner_engine.types import Entity  # noqa: E402
 
 from _negation_gold import (TARGET_LABELS, NegationDocument, case_report_negation_documents,  # noqa: E402
-                            maccrobat_ids, maccrobat_negation_documents, maccrobat_read, negation_score, prf)
+                            maccrobat_ids, maccrobat_negation_document, maccrobat_read, negation_score, prf)
 
 SYSTEMS_BY_TYPE_PUBLIC = {t: {k.replace("-drug", "") for k in keys} for t, keys in SYSTEMS_BY_TYPE.items()}
 
 
 def maccrobat_eval(data_dir: Path, detector: AssertionDetector, splits: tuple[str, ...]) -> dict:
-    negation = [d for split in splits for d in maccrobat_negation_documents(data_dir, split)]
+    negation = []
     directory = data_dir / "MACCROBAT2020/brat"
     attr = {kind: Counter() for kind in ("duration", "severity")}
     link = {kind: Counter() for kind in ("duration", "severity")}
     unmatched = {kind: Counter() for kind in ("duration", "severity")}
     for pmid in (pmid for split in splits for pmid in maccrobat_ids(data_dir, split)):
         doc = maccrobat_read(directory, pmid)
+        negation.append(maccrobat_negation_document(pmid, doc))
         text = doc["text"]
         targets = sorted({(s, e, TARGET_LABELS[label]) for s, e, label in doc["spans"] if label in TARGET_LABELS})
         # Attributes: rule spans (no model), linked to gold target entities.
@@ -135,26 +136,17 @@ def case_report_eval(data_dir: Path, detector: AssertionDetector) -> dict:
 
 
 # ---------------------------------------------------------------- patient-phrased assertion check set
-def assertion_check_rows() -> list[tuple[str, str, str]]:
-    """(expected assertion, mention, message) rows of `ner_engine/context/assertion_check.tsv`."""
-    lines = CHECK_FILE.read_text(encoding="utf-8").splitlines()
-    return [tuple(line.split("\t")) for line in lines if line and not line.startswith("#")]
-
-
 def assertion_check_eval(detector: AssertionDetector) -> dict:
     """Accuracy per expected assertion and `absent` P/R/F1 on each half (rows in file order: even positions
     dev, odd positions test), the mention being its first whole-word occurrence in the message."""
-    rows = assertion_check_rows()
+    rows = check_set_load()
     result: dict = {"split": "rows in file order: even positions dev, odd positions test"}
     for part, chosen in (("dev", rows[0::2]), ("test", rows[1::2]), ("all", rows)):
         by_expected: dict[str, Counter] = {}
         absent = Counter()
         misses = []
-        for expected, mention, message in chosen:
-            match = re.search(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", message, re.IGNORECASE)
-            if match is None:
-                raise ValueError(f"assertion check row: {mention!r} is not a word in {message!r}")
-            (found,) = detector.detect(message, [match.span()])
+        for expected, message, span in chosen:
+            (found,) = detector.detect(message, [span])
             counts = by_expected.setdefault(expected, Counter())
             counts["n"] += 1
             counts["correct"] += found == expected
@@ -162,7 +154,7 @@ def assertion_check_eval(detector: AssertionDetector) -> dict:
             absent["predicted"] += found == "absent"
             absent["gold"] += expected == "absent"
             if found != expected:
-                misses.append(f"{message} [{mention}] -> {found} (want {expected})")
+                misses.append(f"{message} [{message[span[0]:span[1]]}] -> {found} (want {expected})")
         result[part] = {"n": len(chosen), "accuracy": round(sum(c["correct"] for c in by_expected.values()) / len(chosen), 4),
                         "accuracy_by_expected": {k: round(c["correct"] / c["n"], 4) for k, c in sorted(by_expected.items())},
                         "absent": prf(absent["tp"], absent["predicted"], absent["gold"])}

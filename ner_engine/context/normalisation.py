@@ -295,7 +295,8 @@ def _hpo_entries(path: Path) -> Iterator[tuple[str, str, list[str]]]:
 def _package_file(package: str, relative: str) -> Path:
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"{package} is not installed (see requirements.txt, '# Clinical context', and requirements-nodeps.txt; `make install`)")
+        raise ModuleNotFoundError(f"{package} is not installed (`make install`: requirements.txt, '# Clinical "
+                                  f"context', and requirements-nodeps.txt)")
     return Path(list(spec.submodule_search_locations)[0]) / relative
 
 

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-import re
-
-from ner_engine.context.assertion import ASSERTIONS, CHECK_FILE, AssertionDetector, rules_load, sentence_bounds
+from ner_engine.context.assertion import ASSERTIONS, AssertionDetector, check_set_load, rules_load, sentence_bounds
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +114,18 @@ def test_rule_file_is_valid():
 def test_patient_check_set_is_well_formed():
     """bench/context_eval.py scores `assertion_check.tsv` (100 patient-phrased messages): every row must name a
     known assertion and a whole word of its message, or the evaluation would silently score something else."""
-    rows = [line.split("\t") for line in CHECK_FILE.read_text(encoding="utf-8").splitlines()
-            if line and not line.startswith("#")]
-    assert len(rows) >= 100
-    for expected, mention, message in rows:
+    cases = check_set_load()
+    assert len(cases) >= 100
+    for expected, message, (start, end) in cases:
         assert expected in ASSERTIONS
-        assert re.search(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", message, re.IGNORECASE), (mention, message)
+        assert message[start:end].strip() and not message[end:end + 1].isalnum(), message
+
+
+def test_check_set_rejects_a_mention_missing_from_its_message(tmp_path):
+    path = tmp_path / "check.tsv"
+    path.write_text("absent\tcough\tI have no coughing fits\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="check.tsv:1"):
+        check_set_load(path)
 
 
 def test_bad_rule_file_is_reported(tmp_path):
