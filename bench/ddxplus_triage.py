@@ -1,0 +1,195 @@
+"""DDXPlus triage benchmark: every synthetic test patient becomes a chat with the interview.
+
+    .venv/bin/python bench/ddxplus_triage.py [--split dev|test|all] [--limit N] [--output bench/results/ddxplus_triage.json]
+
+Each patient of DDXPlus's `release_test_patients_sample2611.csv` (CC-BY 4.0; split into dev and test halves by
+`consult.triage.differential.patients_split`, the rule the differential's estimates also use: they come from the
+dev half only) opens with a message rendered from its INITIAL_EVIDENCE in plain words (bench/data/ddxplus_phrases.json,
+written independently of the knowledge base's synonyms), then answers the assistant's questions from its evidences
+("no" for evidences it lacks). Every message goes through the app's own path: `consult.extraction.entities_extract`
+(the NER model and its clinical context) and `consult.services.triage_engine_get()` (the interview engine the worker
+runs), one turn at a time; extraction results are cached per distinct text.
+
+Reported: urgency against the pathology's DDXPlus severity (1 -> call an ambulance, 2 -> emergency department,
+3 -> within 24 hours, 4 -> next few days, 5 -> self-care): exact accuracy, under-triage (less urgent than expected)
+overall and for severity 1-2, over-triage; questions asked (mean, p95); the true pathology in the differential at
+top-1 and top-5.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
+os.environ.setdefault("DJANGO_ENV", "test")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+
+from consult import extraction, services  # noqa: E402
+from consult.triage import TriageInput, Turn  # noqa: E402
+from consult.triage.differential import patients_read, patients_split  # noqa: E402
+from consult.vocabulary import URGENCY_LEVELS, urgency_rank  # noqa: E402
+
+PHRASES = ROOT / "bench" / "data" / "ddxplus_phrases.json"
+MAX_TURNS = 40
+
+
+class SimulatedPatient:
+    """Answers the assistant's questions from one DDXPlus patient's evidences."""
+
+    def __init__(self, patient, phrases: dict, engine) -> None:
+        self.patient = patient
+        self.phrases = phrases
+        self.engine = engine
+        self.binary = {e for e in patient.evidences if "_@_" not in e}
+        self.values: dict[str, list[str]] = {}
+        for evidence in patient.evidences:
+            if "_@_" in evidence:
+                name, value = evidence.split("_@_")
+                self.values.setdefault(name, []).append(value)
+
+    def statement(self, evidence: str, variant: int) -> str:
+        statements = self.phrases[evidence]["statements"]
+        return statements[variant % len(statements)]
+
+    def opening(self) -> str:
+        return self.statement(self.patient.initial_evidence, self.patient.row)
+
+    def _has(self, evidences) -> bool:
+        return any(e in self.binary for e in evidences)
+
+    def answer(self, question_id: str, repeat: int) -> str:
+        kind, _, key = question_id.partition(":")
+        if kind == "complaint":
+            return self.statement(self.patient.initial_evidence, self.patient.row + 1 + repeat)
+        if kind == "finding":
+            return "yes" if self._has(self.engine.knowledge.findings[key].ddxplus) else "no"
+        if kind == "ddx":
+            return "yes" if key in self.binary else "no"
+        if kind == "site":
+            places = [self.phrases["E_55"]["values"][v] for v in self.values.get("E_55", []) if v != "V_123"]
+            return " and ".join(places[:3]) if places else "I'm not sure"
+        if key == "age":
+            age = self.patient.age
+            return "under a year old" if age < 1 else f"I'm {age:g}"
+        if key == "sex":
+            return self.patient.sex
+        if key == "severity":
+            intensity = self.values.get("E_56")
+            return f"{intensity[0]}/10" if intensity else "it's mild"
+        if key == "duration":
+            return "a few days"
+        if key == "pregnancy":
+            return "no"
+        return "none"  # medications, conditions, allergies: DDXPlus's antecedents are asked as their own questions
+
+
+def expected_urgency(severity: int) -> str:
+    return URGENCY_LEVELS[severity - 1]
+
+
+def run_patient(patient, phrases, engine, extract) -> dict:
+    simulated = SimulatedPatient(patient, phrases, engine)
+    turns: list[Turn] = []
+    asked: list[str] = []
+    previous = None
+    text, answered = simulated.opening(), None
+    decision = None
+    for _ in range(MAX_TURNS):
+        turns.append(Turn(text=text, entities=tuple(extract(text)), answered=answered))
+        decision = engine.decide(TriageInput(turns=tuple(turns), asked=tuple(asked), previous_urgency=previous))
+        previous = decision.urgency if urgency_rank(decision.urgency) < urgency_rank(previous) else previous
+        if decision.concluded or decision.question is None:
+            break
+        asked.append(decision.question.id)
+        answered = decision.question.id
+        text = simulated.answer(answered, asked.count(answered) - 1)
+    expected = expected_urgency(int(engine.differential.severity[engine.differential.pathologies.index(patient.pathology)]))
+    got = previous
+    ranked = [r.pathology for r in decision.differential] if decision else []
+    return {
+        "row": patient.row, "pathology": patient.pathology, "expected": expected, "urgency": got,
+        "concluded": bool(decision and decision.concluded), "questions": len(asked),
+        "top1": ranked[:1] == [patient.pathology], "top5": patient.pathology in ranked[:5],
+        "red_flags": list(decision.red_flags) if decision else [],
+    }
+
+
+def summarise(results: list[dict]) -> dict:
+    n = len(results)
+    exact = sum(r["urgency"] == r["expected"] for r in results)
+    under = [r for r in results if urgency_rank(r["urgency"]) > urgency_rank(r["expected"])]
+    over = [r for r in results if urgency_rank(r["urgency"]) < urgency_rank(r["expected"])]
+    severe = [r for r in results if r["expected"] in URGENCY_LEVELS[:2]]
+    severe_under = [r for r in severe if urgency_rank(r["urgency"]) > urgency_rank(r["expected"])]
+    questions = sorted(r["questions"] for r in results)
+    confusion = Counter((r["expected"], r["urgency"]) for r in results)
+    return {
+        "patients": n,
+        "exact_urgency": round(exact / n, 4),
+        "under_triage": round(len(under) / n, 4),
+        "over_triage": round(len(over) / n, 4),
+        "severity_1_2_patients": len(severe),
+        "severity_1_2_under_triage": round(len(severe_under) / len(severe), 4) if severe else None,
+        "severity_1_2_under_triaged": [(r["row"], r["pathology"], r["urgency"]) for r in severe_under][:50],
+        "questions_mean": round(statistics.mean(questions), 2),
+        "questions_p95": questions[min(n - 1, int(round(0.95 * (n - 1))))],
+        "concluded": round(sum(r["concluded"] for r in results) / n, 4),
+        "differential_top1": round(sum(r["top1"] for r in results) / n, 4),
+        "differential_top5": round(sum(r["top5"] for r in results) / n, 4),
+        "confusion_expected_vs_urgency": {f"{e} -> {u}": c for (e, u), c in sorted(confusion.items())},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
+    parser.add_argument("--limit", type=int, default=0, help="first N patients of the split (0: all)")
+    parser.add_argument("--output", type=Path, help="write the summary and per-patient results here (JSON)")
+    args = parser.parse_args()
+
+    directory = settings.DDXPLUS_DIR
+    phrases = json.loads(PHRASES.read_text(encoding="utf-8"))["evidences"]
+    engine = services.triage_engine_get()
+    if engine.differential is None:
+        print(f"DDXPlus not found at {directory}", file=sys.stderr)
+        return 2
+    patients = [p for p in patients_read(directory) if args.split == "all" or patients_split(p.row) == args.split]
+    if args.limit:
+        patients = patients[: args.limit]
+
+    cache: dict[str, list[dict]] = {}
+
+    def extract(text: str) -> list[dict]:
+        if text not in cache:
+            cache[text] = extraction.entities_extract(text=text).entities
+        return cache[text]
+
+    started = time.perf_counter()
+    results = [run_patient(p, phrases, engine, extract) for p in patients]
+    summary = summarise(results)
+    summary.update({
+        "split": args.split, "seconds": round(time.perf_counter() - started, 1), "distinct_texts_extracted": len(cache),
+        "model": settings.NER_MODEL, "knowledge_base": engine.knowledge.version, "settings": vars(engine.settings),
+    })
+    print(json.dumps({k: v for k, v in summary.items() if k != "severity_1_2_under_triaged"}, indent=2))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"summary": summary, "patients": results}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

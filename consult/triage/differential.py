@@ -1,0 +1,182 @@
+"""A differential over DDXPlus's 49 pathologies, the next question that best separates them, and the
+urgency their severities imply.
+
+Source: DDXPlus (Fansi Tchango et al., "DDXPlus: A New Dataset For Automatic Medical Diagnosis", NeurIPS 2022
+Datasets and Benchmarks; CC-BY 4.0), read at run time from `DDXPLUS_DIR` (the shared data folder; never copied
+into the project). The pathologies' severity (1 most severe ... 5), ICD-10 codes and the evidences with the
+questions a doctor asks come from its knowledge base; P(evidence | pathology) is estimated from the dev half of
+its test patients (`patients_split`), smoothed towards the knowledge base's lists: an evidence the knowledge base
+lists for a pathology has prior probability `LISTED_PRIOR`, any other `UNLISTED_PRIOR`.
+
+Model: naive Bayes over the binary evidences (symptoms and antecedents) plus age band and sex. Question
+selection: the unasked binary evidence with the largest expected information gain (bits) about the pathology.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from consult.vocabulary import URGENCY_LEVELS
+
+LISTED_PRIOR = 0.5
+UNLISTED_PRIOR = 0.01
+PRIOR_WEIGHT = 2.0  # pseudo-patients behind the prior
+AGE_BANDS = (0, 1, 5, 16, 30, 45, 60, 75, 200)  # years; band i is [AGE_BANDS[i], AGE_BANDS[i+1])
+PATIENTS_FILE = "release_test_patients_sample2611.csv"
+
+
+def patients_split(row_index: int) -> str:
+    """'dev' or 'test' for a row of the patients file (0-based, header excluded): the parity of the first byte
+    of sha1(str(row_index)). Fixed, so choices made on dev never see test."""
+    return "dev" if hashlib.sha1(str(row_index).encode()).digest()[0] % 2 == 0 else "test"
+
+
+@dataclass(frozen=True)
+class Patient:
+    row: int
+    age: float
+    sex: str  # "female" | "male"
+    pathology: str
+    evidences: frozenset[str]  # "E_91", "E_55_@_V_123", "E_56_@_7"
+    initial_evidence: str
+
+
+def patients_read(directory: Path) -> list[Patient]:
+    with (directory / PATIENTS_FILE).open(newline="", encoding="utf-8") as handle:
+        return [
+            Patient(
+                row=i, age=float(row["AGE"]), sex="female" if row["SEX"] == "F" else "male",
+                pathology=row["PATHOLOGY"], evidences=frozenset(ast.literal_eval(row["EVIDENCES"])),
+                initial_evidence=row["INITIAL_EVIDENCE"],
+            )
+            for i, row in enumerate(csv.DictReader(handle))
+        ]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    name: str
+    question: str
+    is_antecedent: bool
+
+
+@dataclass(frozen=True)
+class Ranked:
+    pathology: str
+    icd10: str
+    severity: int
+    probability: float
+
+
+def _age_band(age: float) -> int:
+    for i in range(len(AGE_BANDS) - 1):
+        if AGE_BANDS[i] <= age < AGE_BANDS[i + 1]:
+            return i
+    return len(AGE_BANDS) - 2
+
+
+class DifferentialModel:
+    """Holds the pathologies (D = 49), the binary evidences (E = 208) and P(evidence | pathology) [D, E]."""
+
+    def __init__(self, *, conditions: Mapping[str, Mapping], evidences: Mapping[str, Mapping],
+                 patients: Sequence[Patient]) -> None:
+        self.pathologies: list[str] = sorted(conditions)
+        self.severity = np.array([int(conditions[p]["severity"]) for p in self.pathologies])  # [D]
+        self.icd10 = [str(conditions[p]["icd10-id"]) for p in self.pathologies]
+        binary = sorted((n for n, e in evidences.items() if e["data_type"] == "B"), key=lambda n: int(n[2:]))
+        self.evidences = [
+            Evidence(n, str(evidences[n]["question_en"]), bool(evidences[n]["is_antecedent"])) for n in binary
+        ]
+        self.evidence_index = {e.name: i for i, e in enumerate(self.evidences)}
+        d_count, e_count = len(self.pathologies), len(self.evidences)
+        index = {p: i for i, p in enumerate(self.pathologies)}
+
+        prior = np.full((d_count, e_count), UNLISTED_PRIOR)  # [D, E]
+        for p, condition in conditions.items():
+            for name in list(condition.get("symptoms", {})) + list(condition.get("antecedents", {})):
+                if name in self.evidence_index:
+                    prior[index[p], self.evidence_index[name]] = LISTED_PRIOR
+        counts = np.zeros((d_count, e_count))  # [D, E]
+        n_patients = np.zeros(d_count)  # [D]
+        age_counts = np.ones((d_count, len(AGE_BANDS) - 1))  # [D, A] Laplace
+        sex_counts = np.ones((d_count, 2))  # [D, 2] (female, male)
+        for patient in patients:
+            d = index[patient.pathology]
+            n_patients[d] += 1
+            for name in patient.evidences:
+                if (e := self.evidence_index.get(name)) is not None:
+                    counts[d, e] += 1
+            age_counts[d, _age_band(patient.age)] += 1
+            sex_counts[d, 0 if patient.sex == "female" else 1] += 1
+        self.likelihood = (counts + PRIOR_WEIGHT * prior) / (n_patients[:, None] + PRIOR_WEIGHT)  # [D, E]
+        self.age_likelihood = age_counts / age_counts.sum(axis=1, keepdims=True)  # [D, A]
+        self.sex_likelihood = sex_counts / sex_counts.sum(axis=1, keepdims=True)  # [D, 2]
+        self.prior = np.full(d_count, 1.0 / d_count)  # [D] uniform: the sample's mix is not the population's
+
+    @classmethod
+    def from_directory(cls, directory: str | Path, *, split: str = "dev") -> DifferentialModel:
+        """Read DDXPlus from `directory`; estimate from the patients of `split` ('dev', or 'all')."""
+        directory = Path(directory)
+        conditions = json.loads((directory / "release_conditions.json").read_text(encoding="utf-8"))
+        evidences = json.loads((directory / "release_evidences.json").read_text(encoding="utf-8"))
+        patients = [p for p in patients_read(directory) if split == "all" or patients_split(p.row) == split]
+        return cls(conditions=conditions, evidences=evidences, patients=patients)
+
+    # ------------------------------------------------------------------- inference
+
+    def posterior(self, observed: Mapping[str, bool], *, age: float | None = None, sex: str | None = None) -> np.ndarray:
+        """P(pathology | observed evidences, age, sex) [D]; evidences not in the model are ignored."""
+        log_post = np.log(self.prior)  # [D]
+        for name, value in observed.items():
+            if (e := self.evidence_index.get(name)) is not None:
+                p = self.likelihood[:, e]  # [D]
+                log_post = log_post + np.log(p if value else 1.0 - p)
+        if age is not None:
+            log_post = log_post + np.log(self.age_likelihood[:, _age_band(age)])
+        if sex in ("female", "male"):
+            log_post = log_post + np.log(self.sex_likelihood[:, 0 if sex == "female" else 1])
+        log_post -= log_post.max()
+        post = np.exp(log_post)
+        return post / post.sum()
+
+    def ranked(self, posterior: np.ndarray, *, top: int = 5) -> list[Ranked]:
+        order = np.argsort(-posterior)[:top]
+        return [Ranked(self.pathologies[i], self.icd10[i], int(self.severity[i]), float(posterior[i])) for i in order]
+
+    def next_question(self, posterior: np.ndarray, *, exclude: set[str]) -> tuple[Evidence, float] | None:
+        """The evidence not in `exclude` with the largest expected information gain (bits) about the
+        pathology, and that gain; None when every evidence is excluded."""
+        likelihood = self.likelihood  # [D, E]
+        p_yes = posterior @ likelihood  # [E]
+        joint_yes = posterior[:, None] * likelihood  # [D, E]
+        joint_no = posterior[:, None] * (1.0 - likelihood)  # [D, E]
+        post_yes = joint_yes / np.maximum(p_yes, 1e-12)  # [D, E]
+        post_no = joint_no / np.maximum(1.0 - p_yes, 1e-12)  # [D, E]
+        h_yes = -(post_yes * np.log2(np.maximum(post_yes, 1e-12))).sum(axis=0)  # [E]
+        h_no = -(post_no * np.log2(np.maximum(post_no, 1e-12))).sum(axis=0)  # [E]
+        h_now = -float((posterior * np.log2(np.maximum(posterior, 1e-12))).sum())
+        gain = h_now - (p_yes * h_yes + (1.0 - p_yes) * h_no)  # [E]
+        for e in np.argsort(-gain):
+            if self.evidences[e].name not in exclude:
+                return self.evidences[e], float(gain[e])
+        return None
+
+    def severity_urgency(self, posterior: np.ndarray, thresholds: Sequence[float]) -> str:
+        """The most urgent level k (severity 1 -> call an ambulance ... 5 -> self-care) whose cumulative
+        probability P(severity <= k) reaches thresholds[k-1]; thresholds has four entries (levels 1-4)."""
+        for k, threshold in enumerate(thresholds, start=1):
+            if float(posterior[self.severity <= k].sum()) >= threshold:
+                return URGENCY_LEVELS[k - 1]
+        return URGENCY_LEVELS[4]
+
+
+def entropy_bits(posterior: np.ndarray) -> float:
+    return -float(sum(p * math.log2(p) for p in posterior if p > 0))
