@@ -3,6 +3,7 @@
     from ner_engine.context import entities_contextualise
     entities = entities_contextualise(text, entities)
     entity.attributes["assertion"]   # "present" | "absent" | "possible" | "historical" | "hypothetical" | "family"
+    entity.attributes["experiencer"] # "patient" | "other" (a relative's or someone else's: "if my son gets a rash")
     entity.attributes["attributes"]  # {"duration"|"severity"|"frequency"|"body_site": {"text","start","end"}}
     entity.attributes["codes"]       # [{"system","code","name","score"}], best first; [] = uncoded
 
@@ -19,12 +20,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from ner_engine.context.assertion import ASSERTIONS, AssertionDetector
+from ner_engine.context.assertion import ASSERTIONS, EXPERIENCERS, AssertionDetector
 from ner_engine.context.attributes import KINDS, attributes_find, attributes_link
 from ner_engine.context.normalisation import DEFAULT_THRESHOLD, SYSTEMS_BY_TYPE, Normaliser
 from ner_engine.types import CORE_TYPES, Entity
 
-__all__ = ["ASSERTIONS", "KINDS", "ContextPipeline", "entities_contextualise"]
+__all__ = ["ASSERTIONS", "EXPERIENCERS", "KINDS", "ContextPipeline", "entities_contextualise"]
 
 
 class ContextPipeline:
@@ -49,13 +50,14 @@ class ContextPipeline:
         core = [e for e in entities if e.type in CORE_TYPES]
         if not core:
             return list(entities)
-        assertions = self.assertions.detect(text, [(e.start, e.end) for e in core])
+        assertions = self.assertions.detect_full(text, [(e.start, e.end) for e in core])
         model_spans = [(e.start, e.end, e.type) for e in entities if e.type not in CORE_TYPES]
         linked = attributes_link(text, [(e.start, e.end, e.type) for e in core], attributes_find(text, model_spans))
         codes = (self.normaliser.normalise_many([(e.text, e.type) for e in core]) if self.normalise
                  else [[] for _ in core])
-        for entity, assertion, attributes, entity_codes in zip(core, assertions, linked, codes):
+        for entity, (assertion, experiencer), attributes, entity_codes in zip(core, assertions, linked, codes):
             entity.attributes["assertion"] = assertion
+            entity.attributes["experiencer"] = experiencer
             entity.attributes["attributes"] = {kind: attributes[kind].to_dict() for kind in KINDS if kind in attributes}
             entity.attributes["codes"] = entity_codes
             if entity.type == "DISEASE" and _is_symptom_code(entity.attributes["codes"]):

@@ -16,7 +16,17 @@ Scope, beyond the cue's window and the sentence:
   does one that opens it ("[no signs of endocarditis]"), unless the cue is `forward-outside`: there the words
   are the finding itself ("[absence of appetite]", "[negative T waves]");
 * a forward cue inside parentheses stops at the closing one ("(without headache or vomiting) and then numbness");
-* layout: a line break or a run of 3+ spaces or a tab (table cells flattened to text) ends the scope.
+* layout: a line break or a run of 3+ spaces or a tab (table cells flattened to text) ends the scope;
+* a short answer typed after a question or a colon stays in the question's sentence ("chest pain? no"), so that the
+  answer cue ("Fever: no") reaches the finding it answers;
+* a forward cue inside a condition clause ("When I don't sleep, my migraine comes back"; "if I dont eat I get
+  headaches") stops at the end of that clause: a comma, or a new subject ("I", "my") after the cue;
+* chat spellings: every cue written with "n't" also matches "nt" ("dont", "havent", "couldnt").
+
+Experiencer is reported apart from the assertion (`detect_full`): "other" when a family/other-person cue reaches
+the mention, else "patient". When the finding is both someone else's and hypothetical ("What should I do if my son
+develops a rash?") the assertion is "hypothetical" and the experiencer "other"; otherwise a finding of someone
+else's keeps the assertion "family" (the categories' priority order).
 
 Cost: a handful of compiled regular expressions run once per text; a chat message takes well under 1 ms.
 """
@@ -32,12 +42,22 @@ CUES_FILE = Path(__file__).with_name("assertion_cues.tsv")
 CHECK_FILE = Path(__file__).with_name("assertion_check.tsv")  # patient-phrased check set (bench/context_eval.py)
 CATEGORIES: tuple[str, ...] = ("family", "hypothetical", "absent", "possible", "historical")  # priority order
 ASSERTIONS: tuple[str, ...] = ("present",) + CATEGORIES
+EXPERIENCERS: tuple[str, ...] = ("patient", "other")  # whose finding it is (ConText's experiencer)
 DEFAULT = "present"
 
 WORD = re.compile(r"\w+(?:['’]\w+)?")
 # Sentence ends: . ! ? ; followed by space, a newline, or layout whitespace (3+ spaces or a tab: table cells
 # flattened to text); not inside a number ("37.5").
-_SENTENCE_END = re.compile(r"[.!?;]+(?=\s|$)|\n+|[ \t]*\t[ \t]*| {3,}")
+# A short answer after a question mark stays in the question's sentence ("chest pain? no", "Any fever? Nope.").
+_ANSWER = r"(?:no|nope|nah|none|nil|never|not really|not at all|yes|yeah|yep|yup|a bit|a little|sometimes)(?![\w'’])"
+_SENTENCE_END = re.compile(r"(?:[.!;]+|\?+(?![ \t]*" + _ANSWER + r"))(?=\s|$)|\n+|[ \t]*\t[ \t]*| {3,}",
+                           re.IGNORECASE)
+# Condition clauses: a forward cue after one of these (in its own clause) does not reach past the clause.
+_CONDITION = re.compile(r"(?<![\w'’])(?:when|whenever|if|unless|every time|each time|as soon as|until|till|once|"
+                        r"because|cause|cos|coz|since|after|before)(?![\w'’])", re.IGNORECASE)
+# Where a condition clause ends: a comma / dash, or the main clause's new subject after the cue.
+_CONDITION_END = re.compile(r"[,–—]|\s-\s|(?<![\w'’])(?:i|i'm|i’m|im|i've|i’ve|ive|my|it|it's|its|then)(?![\w'’])",
+                            re.IGNORECASE)
 # Words that join the items of a list: not counted against a cue's window.
 COORDINATORS = frozenset({"and", "or", "nor"})
 DIRECTIONS = ("forward", "forward-outside", "backward", "both")
@@ -61,7 +81,8 @@ class _Rule:
 
 
 def _phrase_regex(phrase: str) -> str:
-    return phrase.replace(" ", r"\s+")
+    """Spaces match any whitespace; "n't" / "n’t" also match chat spellings without an apostrophe ("dont")."""
+    return re.sub(r"n['’]t", "n['’]?t", phrase).replace(" ", r"\s+")
 
 
 def _alternation(phrases: list[str]) -> str:
@@ -112,8 +133,9 @@ class AssertionDetector:
         kept.sort(key=lambda c: (c.start, -(c.end - c.start)))
         result: list[Cue] = []
         for cue in kept:
+            # A family cue inside a longer hypothetical cue is kept: "if [my son] develops" is both.
             if cue.category != "terminate" and any(
-                    o.category != "terminate" and o.start <= cue.start and cue.end <= o.end
+                    not (cue.category == "family" and o.category == "hypothetical") and o.category != "terminate" and o.start <= cue.start and cue.end <= o.end
                     and (o.end - o.start > cue.end - cue.start or o.category == cue.category and o.direction == cue.direction)
                     for o in result):
                 continue
@@ -121,11 +143,27 @@ class AssertionDetector:
         return result
 
     def detect(self, text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+        """One assertion per (start, end) span, in ASSERTIONS."""
+        return [assertion for assertion, _ in self.detect_full(text, spans)]
+
+    def detect_full(self, text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, str]]:
+        """(assertion, experiencer) per span; experiencer is in EXPERIENCERS ("patient" or "other")."""
+        results = []
+        for found in self.categories(text, spans):
+            if "family" in found and "hypothetical" in found:
+                assertion = "hypothetical"  # someone else's, and not (yet) there: "if my son develops a rash"
+            else:
+                assertion = next((c for c in CATEGORIES if c in found), DEFAULT)
+            results.append((assertion, "other" if "family" in found else "patient"))
+        return results
+
+    def categories(self, text: str, spans: Sequence[tuple[int, int]]) -> list[set[str]]:
+        """Every category whose cue reaches each span (empty set: present, the patient's)."""
         if not spans:
             return []
         cues = self.cues_find(text)
         if not cues:
-            return [DEFAULT] * len(spans)
+            return [set() for _ in spans]
         bounds = sentence_bounds(text)
         starts = [b[0] for b in bounds]
         terminators = [c for c in cues if c.category == "terminate"]
@@ -134,7 +172,7 @@ class AssertionDetector:
         results = []
         for start, end in spans:
             sentence = bounds[max(bisect_right(starts, start) - 1, 0)]
-            found = set()
+            found: set[str] = set()
             for cue in triggers:
                 if cue.category in found or cue.start < sentence[0] or cue.end > sentence[1]:
                     continue
@@ -145,7 +183,7 @@ class AssertionDetector:
                     continue
                 if cue.end <= start and forward:
                     gap = (cue.end, start)
-                    if _closes_parenthesis(text, *gap):
+                    if _closes_parenthesis(text, *gap) or _leaves_condition(text, cue, sentence[0], start):
                         continue
                 elif cue.start >= end and cue.direction in ("backward", "both"):
                     gap = (end, cue.start)
@@ -156,8 +194,18 @@ class AssertionDetector:
                 if any(gap[0] <= t.start and t.end <= gap[1] and _closes(t, cue.category) for t in terminators):
                     continue
                 found.add(cue.category)
-            results.append(next((c for c in CATEGORIES if c in found), DEFAULT))
+            results.append(found)
         return results
+
+
+def _leaves_condition(text: str, cue: Cue, sentence_start: int, start: int) -> bool:
+    """The cue sits in a condition clause ("when I don't sleep", "if I dont eat") and the mention lies past that
+    clause's end: a comma or dash, or a new subject ("I", "my", "it") after the cue."""
+    clause_start = max(sentence_start, max((text.rfind(mark, sentence_start, cue.start) + 1 for mark in ",;"),
+                                           default=sentence_start))
+    if not any(m.start() < cue.start for m in _CONDITION.finditer(text, clause_start, cue.start)):
+        return False
+    return _CONDITION_END.search(text, cue.end, start) is not None
 
 
 def _closes_parenthesis(text: str, start: int, end: int) -> bool:

@@ -60,7 +60,7 @@ def test_uncoded_entity_and_other_types():
 def test_normalisation_can_be_switched_off():
     pipeline = ContextPipeline(normalise=False)
     [entity] = pipeline.contextualise("no fever", entities_of("no fever", [("fever", "SYMPTOM")]))
-    assert entity.attributes == {"assertion": "absent", "attributes": {}, "codes": []}
+    assert entity.attributes == {"assertion": "absent", "experiencer": "patient", "attributes": {}, "codes": []}
 
 
 def test_concurrent_calls_share_one_pipeline():
