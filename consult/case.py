@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from consult import review
-from consult.models import Consultation, Message, TriageEvent, Urgency
+from consult.models import ClinicianNote, Consultation, Message, RecordItem, TriageEvent, Urgency
 # The reviewed record has the live record's sections ({type: section}), so that clients read both alike.
 from consult.selectors import RECORD_SECTIONS
 from consult.services import record_key_normalize
@@ -46,6 +47,8 @@ class CaseFilters:
     reviewed: bool | None = None
     created_from: dt.date | None = None
     created_to: dt.date | None = None
+    # Words in the patient's messages or the record, or the start of the consultation's id.
+    search: str | None = None
 
 
 def consultation_list(*, filters: CaseFilters | None = None) -> QuerySet[Consultation]:
@@ -77,7 +80,34 @@ def consultation_list(*, filters: CaseFilters | None = None) -> QuerySet[Consult
         queryset = queryset.filter(created_at__date__gte=filters.created_from)
     if filters.created_to:
         queryset = queryset.filter(created_at__date__lte=filters.created_to)
+    search = (filters.search or "").strip()
+    if search:
+        # Subqueries, not joins: a join on messages would multiply the rows the counts above are made of.
+        matches = (Q(id__in=Message.objects.filter(role=Message.Role.PATIENT, text__icontains=search)
+                     .values("consultation_id"))
+                   | Q(id__in=RecordItem.objects.filter(text__icontains=search).values("consultation_id")))
+        if re.fullmatch(r"[0-9a-fA-F-]{4,36}", search):
+            matches |= Q(id__startswith=search.lower()) if len(search) < 36 else Q(id=search)
+        queryset = queryset.filter(matches)
     return queryset
+
+
+CHIEF_COMPLAINT_CHARS = 80
+
+
+def chief_complaint(*, consultation: Consultation) -> str:
+    """One line for the case list: the main symptom(s) triage recorded, else the first symptoms in the record
+    that the patient does not deny, else the start of the first patient message; "" before any message.
+    Reads `consultation.record_items` and `consultation.messages` (prefetch them for a list)."""
+    filled = (consultation.triage_state or {}).get("filled_slots") or {}
+    if filled.get("main_symptoms"):
+        text = str(filled["main_symptoms"])
+    else:
+        symptoms = [item.text for item in consultation.record_items.all()
+                    if item.type == RecordItem.Type.SYMPTOM and item.assertion not in NOT_PRESENT | NOT_THE_PATIENTS]
+        first = next((m.text for m in consultation.messages.all() if m.role == Message.Role.PATIENT), "")
+        text = ", ".join(symptoms[:3]) or " ".join(first.split())
+    return text if len(text) <= CHIEF_COMPLAINT_CHARS else text[:CHIEF_COMPLAINT_CHARS - 1].rstrip() + "…"
 
 
 # One case ----------------------------------------------------------------------------------------------
@@ -94,6 +124,13 @@ class RecordEntry:
     statuses: set[str] = field(default_factory=set)
     # How the extractor typed its mentions (review.Annotation.provenance): for a tooltip, never the summary.
     provenance: list[str] = field(default_factory=list)
+    # Some mention's context was recomputed after a correction and awaits the clinician.
+    proposed: bool = False
+
+    @property
+    def preferred_term(self) -> str | None:
+        """The best code's name (codes are best first), or None when uncoded."""
+        return next((code["name"] for code in self.codes if code.get("name")), None)
 
     @property
     def reviewed(self) -> bool:
@@ -101,8 +138,8 @@ class RecordEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "text": self.text, "assertion": self.assertion, "mentions": self.mentions,
-                "attributes": self.attributes, "codes": self.codes, "reviewed": self.reviewed,
-                "provenance": self.provenance}
+                "attributes": self.attributes, "codes": self.codes, "preferred_term": self.preferred_term,
+                "reviewed": self.reviewed, "proposed": self.proposed, "provenance": self.provenance}
 
 
 def record_build(*, annotations: list[review.Annotation]) -> dict[str, list[RecordEntry]]:
@@ -125,6 +162,7 @@ def record_build(*, annotations: list[review.Annotation]) -> dict[str, list[Reco
             if annotation.assertion:
                 entry.assertion = annotation.assertion
         entry.statuses.add(annotation.status)
+        entry.proposed = entry.proposed or annotation.context_pending
         entry.attributes.update(annotation.attribute_texts)
         entry.provenance += [note for note in annotation.provenance if note not in entry.provenance]
         for code in annotation.codes:
@@ -196,13 +234,21 @@ def urgency_reasons(*, consultation: Consultation, steps: list[TriageStep]) -> l
 
 
 def _entry_phrase(entry: RecordEntry) -> str:
+    """e.g. "neck feels really stiff = Stiff neck (HPO HP:0025258) [body site neck]": the patient's words, the
+    preferred term with the best code, the qualifier and the linked attributes."""
     extras = [f"{key.replace('_', ' ')} {value}" for key, value in sorted(entry.attributes.items())]
     qualifier = f" ({entry.assertion})" if entry.assertion not in (None, "present", "absent") else ""
-    return entry.text + qualifier + (f" [{'; '.join(extras)}]" if extras else "")
+    coded = ""
+    if entry.codes:
+        best = entry.codes[0]
+        term = best.get("name") or ""
+        coded = (f" = {term}" if term and term.lower() != entry.text.lower() else "") + \
+            f" ({best['system']} {best['code']})".replace("( ", "(")
+    return entry.text + coded + qualifier + (f" [{'; '.join(extras)}]" if extras else "")
 
 
 def case_summary_text(*, consultation: Consultation, record: dict[str, list[RecordEntry]],
-                      questions: list[AskedQuestion], steps: list[TriageStep]) -> str:
+                      questions: list[AskedQuestion], steps: list[TriageStep], note: str = "") -> str:
     """Plain text a clinician can paste into a note: chief complaint, history, medications, red flags."""
     filled = (consultation.triage_state or {}).get("filled_slots") or {}
 
@@ -246,6 +292,8 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
         "Red flags: " + ("; ".join(red_flags) if red_flags else "none identified"),
         f"Triage: {urgency}",
     ]
+    if note:
+        lines.append(f"Clinician note: {note}")
     return "\n".join(lines)
 
 
@@ -259,6 +307,7 @@ class CaseView:
     urgency_reasons: list[str]
     summary_text: str
     audit_events: list
+    note: ClinicianNote | None = None
 
     @property
     def annotations(self) -> list[review.Annotation]:
@@ -275,6 +324,7 @@ def case_get(*, consultation: Consultation) -> CaseView:
     record = record_build(annotations=annotations)
     questions = questions_asked(consultation=consultation, messages=[m for m, _ in messages])
     steps = triage_path(consultation=consultation)
+    note = ClinicianNote.objects.filter(consultation=consultation).first()
     return CaseView(
         consultation=consultation,
         messages=messages,
@@ -282,8 +332,10 @@ def case_get(*, consultation: Consultation) -> CaseView:
         questions=questions,
         steps=steps,
         urgency_reasons=urgency_reasons(consultation=consultation, steps=steps),
-        summary_text=case_summary_text(consultation=consultation, record=record, questions=questions, steps=steps),
+        summary_text=case_summary_text(consultation=consultation, record=record, questions=questions, steps=steps,
+                                       note=note.text if note else ""),
         audit_events=review.audit_events_get(consultation=consultation),
+        note=note if note and note.text else None,
     )
 
 
@@ -312,5 +364,7 @@ def case_serialize(*, case: CaseView) -> dict[str, Any]:
         "questions": [q.__dict__ for q in case.questions],
         "triage": [{**s.__dict__, "red_flag": s.is_red_flag} for s in case.steps],
         "summary_text": case.summary_text,
+        "note": ({"text": case.note.text, "updated_by": case.note.updated_by_name or None,
+                  "updated_at": case.note.updated_at.isoformat()} if case.note else None),
         "audit": [review.audit_event_serialize(event=e) for e in case.audit_events],
     }

@@ -55,19 +55,23 @@ def _filters_from(request: HttpRequest) -> case.CaseFilters:
     reviewed = {"yes": True, "no": False}.get(request.GET.get("reviewed", ""))
     status = request.GET.get("status") if request.GET.get("status") in Consultation.Status.values else None
     urgency = request.GET.get("urgency") if request.GET.get("urgency") in Urgency.values else None
+    search = " ".join(request.GET.get("q", "").split())[:100] or None
     return case.CaseFilters(status=status, urgency=urgency, reviewed=reviewed,
-                            created_from=_date(request.GET.get("from")), created_to=_date(request.GET.get("to")))
+                            created_from=_date(request.GET.get("from")), created_to=_date(request.GET.get("to")),
+                            search=search)
 
 
 @require_safe
 @clinician_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     filters = _filters_from(request)
-    page = Paginator(case.consultation_list(filters=filters), 50).get_page(request.GET.get("page"))
+    consultations = case.consultation_list(filters=filters).prefetch_related("record_items", "messages")
+    page = Paginator(consultations, 50).get_page(request.GET.get("page"))
+    rows = [{"consultation": c, "chief_complaint": case.chief_complaint(consultation=c)} for c in page]
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "clinician/dashboard.html", {
-        "page": page, "filters": filters, "query": query.urlencode(),
+        "page": page, "rows": rows, "filters": filters, "query": query.urlencode(),
         "statuses": Consultation.Status.choices, "urgencies": Urgency.choices,
         "params": request.GET,
     })
@@ -82,7 +86,8 @@ def _case_context(consultation: Consultation) -> dict:
     ]
     return {"case": view, "consultation": consultation, "messages_view": messages_view,
             "review_types": [(t, TYPE_LABELS.get(t, t)) for t in review.REVIEW_TYPES],
-            "assertions": review.ASSERTIONS, "reviewed": getattr(consultation, "review", None)}
+            "assertions": review.ASSERTIONS, "reviewed": getattr(consultation, "review", None),
+            "core_types": review.CORE_TYPES, "note_max_chars": review.NOTE_MAX_CHARS}
 
 
 @require_safe
@@ -107,7 +112,18 @@ def case_review(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespons
     action = data.get("action", "")
     url = reverse("clinician-case", kwargs={"consultation_id": consultation.id})
     try:
-        if action == "add":
+        if action in {"context_accept", "context_edit"}:
+            changes = {}
+            if action == "context_edit":
+                changes = {"assertion": data.get("assertion") or None,
+                           "codes_keep": data.getlist("codes_keep"),
+                           "code_term": data.get("code_term") or None}
+            annotation = review.context_review_apply(
+                consultation=consultation, actor=request.user, action=action,
+                entity_id=_int_or_none(data.get("entity_id")), review_id=_int_or_none(data.get("review_id")),
+                **changes,
+            )
+        elif action == "add":
             annotation = review.entity_add(
                 consultation=consultation, actor=request.user, message_id=_int_or_none(data.get("message_id")),
                 type=data.get("type", ""), start=data.get("start"), end=data.get("end"),
@@ -126,8 +142,23 @@ def case_review(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespons
     except review.ReviewError as error:
         messages.error(request, str(error))
         return redirect(url)
-    messages.success(request, f"{annotation.text} ({annotation.type}): {annotation.status}.")
+    said = {"context_accept": "proposed values accepted", "context_edit": "values edited"}.get(action,
+                                                                                               annotation.status)
+    messages.success(request, f"{annotation.text} ({annotation.type}): {said}.")
     return redirect(f"{url}#ann-{annotation.key}")
+
+
+@require_POST
+@clinician_required
+def case_note(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
+    consultation = get_object_or_404(Consultation, pk=consultation_id)
+    try:
+        review.clinician_note_save(consultation=consultation, actor=request.user, text=request.POST.get("note", ""))
+    except review.ReviewError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Note saved.")
+    return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + "#note-title")
 
 
 @require_POST
@@ -144,7 +175,7 @@ def case_reviewed(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespo
 @clinician_required
 def case_summary(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     consultation = get_object_or_404(Consultation.objects.select_related("review"), pk=consultation_id)
-    return render(request, "clinician/summary.html", _case_context(consultation))
+    return render(request, "clinician/summary.html", {**_case_context(consultation), "codes_open": True})
 
 
 @require_safe

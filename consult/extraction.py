@@ -170,3 +170,59 @@ def template_tokenizer() -> Any | None:
             logger.exception("Could not load the tokenizer to check prompt template lengths")
             return None
     return _template_tokenizer
+
+
+def mention_context(*, text: str, start: int, end: int, type: str,
+                    others: list[tuple[int, int, str]] = ()) -> dict[str, Any]:
+    """Clinical context (ner_engine.context) for one mention a clinician corrected or added.
+
+    `text` is the whole patient message and `start`/`end` the mention's character offsets in it; `others`
+    are the message's other mentions as (start, end, type): DURATION / SEVERITY / ANATOMY ones are the
+    candidates its attributes are linked from, as in the extractor. Returns ner_engine.context's shape,
+    {"assertion": str, "attributes": {kind: {"text", "start", "end"}}, "codes": [{"system", "code", "name",
+    "score"}]}, for SYMPTOM / DISEASE / DRUG, and {} for other types (the context stage annotates only those).
+    The clinician's type is kept: the chapter-R retyping of DISEASE spans applies to the model's types only.
+    Uses the loaded extractor's pipeline when this process has one, else ner_engine.context's default
+    (vocabularies load lazily, once per process; no model weights are needed).
+    """
+    from ner_engine.context import pipeline_default
+    from ner_engine.types import CORE_TYPES, Entity
+
+    if type not in CORE_TYPES:
+        return {}
+    pipeline = getattr(_extractor, "context", None) or pipeline_default()
+    mention = Entity(start, end, type, text[start:end], 1.0)
+    context = [Entity(s, e, t, text[s:e], 1.0) for s, e, t in others if t not in CORE_TYPES]
+    pipeline.contextualise(text, [mention, *context])
+    attributes = dict(mention.attributes)
+    attributes.pop("retyped_from", None)
+    return attributes
+
+
+def term_codes(*, term: str, type: str) -> list[dict[str, Any]]:
+    """Codes for a term a clinician typed (e.g. "neck stiffness" for the mention "neck feels really stiff"),
+    from the same vocabularies and thresholds as the extractor's: [{"system", "code", "name", "score"}],
+    best first; [] when nothing matches."""
+    from ner_engine.context import pipeline_default
+    from ner_engine.types import CORE_TYPES
+
+    if type not in CORE_TYPES or not term.strip():
+        return []
+    pipeline = getattr(_extractor, "context", None) or pipeline_default()
+    [codes] = pipeline.normaliser.normalise_many([(term.strip(), type)])
+    return list(codes)
+
+
+_assertion_detector: Any = None
+
+
+def assertions_detect(text: str, spans: list[tuple[int, int]]) -> list[str]:
+    """ner_engine.context's assertion ("present" | "absent" | "possible" | "historical" | "hypothetical" |
+    "family") for each (start, end) character span of `text`; the triage engine asks this for the findings it
+    reads in the patient's words where no extracted mention covers them."""
+    global _assertion_detector
+    from ner_engine.context.assertion import AssertionDetector
+
+    if _assertion_detector is None:
+        _assertion_detector = AssertionDetector()
+    return _assertion_detector.detect(text, list(spans))

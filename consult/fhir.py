@@ -5,6 +5,9 @@ consultation is anonymous, so the Patient carries only an identifier that links 
 take their verificationStatus from the assertion; symptoms are Observations whose value says whether the
 patient has them; drugs are MedicationStatements; follow-up questions and answers a QuestionnaireResponse.
 Mentions asserted for a family member are not the patient's and are not exported as the patient's.
+Codes are those of the reviewed record: recomputed for a corrected span or type (see consult.review), never the
+model's codes of the span it had found. The clinician's note on the case is a ClinicalImpression (its
+`summary`, and a `note` naming the author).
 """
 from __future__ import annotations
 
@@ -81,6 +84,8 @@ def _note(entry: RecordEntry) -> list[dict[str, str]]:
     parts = [f"assertion: {entry.assertion}"] if entry.assertion else []
     parts += [f"{key.replace('_', ' ')}: {value}" for key, value in sorted(entry.attributes.items())]
     parts.append("reviewed by a clinician" if entry.reviewed else "not yet reviewed by a clinician")
+    if entry.proposed:
+        parts.append("codes recomputed after a correction, not yet confirmed by a clinician")
     return [{"text": "; ".join(parts)}]
 
 
@@ -181,6 +186,22 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
     if items:
         questionnaire_response["item"] = items
     resources.append(questionnaire_response)
+
+    if case.note is not None:
+        annotation: dict[str, Any] = {"text": case.note.text, "time": _instant(case.note.updated_at)}
+        if case.note.updated_by_name:
+            annotation["authorString"] = case.note.updated_by_name
+        resources.append({
+            "resourceType": "ClinicalImpression",
+            "id": _id(consultation, "ClinicalImpression", "clinician-note"),
+            "status": "completed" if reviewed else "in-progress",
+            "description": "Clinician's note on the consultation",
+            "subject": _ref(patient),
+            "encounter": _ref(encounter),
+            "date": _instant(case.note.updated_at),
+            "summary": case.note.text,
+            "note": [annotation],
+        })
 
     return {
         "resourceType": "Bundle",

@@ -122,6 +122,7 @@ class Entity(models.Model):
     class ReviewStatus(models.TextChoices):
         PENDING = "pending", "Pending"
         ACCEPTED = "accepted", "Accepted"
+        CORRECTED = "corrected", "Corrected"
         REJECTED = "rejected", "Rejected"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entities")
@@ -204,6 +205,12 @@ class EntityReview(models.Model):
         CORRECTED = "corrected", "Corrected"
         ADDED = "added", "Added by a clinician"
 
+    class ContextState(models.TextChoices):
+        MODEL = "", "The model's values"
+        PROPOSED = "proposed", "Recomputed, awaiting the clinician"
+        CONFIRMED = "confirmed", "Recomputed, accepted by the clinician"
+        EDITED = "edited", "Edited by the clinician"
+
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entity_reviews")
     # Null for a mention the model missed (status "added").
     entity = models.OneToOneField(Entity, on_delete=models.CASCADE, null=True, blank=True, related_name="review")
@@ -214,6 +221,11 @@ class EntityReview(models.Model):
     end = models.PositiveIntegerField()
     text = models.TextField()
     assertion = models.CharField(max_length=32, null=True, blank=True)
+    # Clinical context recomputed for the reviewed span and type (ner_engine.context's shape: {"assertion",
+    # "attributes", "codes"}), when a correction changed the span or type or the mention was added. Null: the
+    # model's Entity.attributes and codes still apply.
+    attributes = models.JSONField(null=True, blank=True)
+    context_state = models.CharField(max_length=16, choices=ContextState.choices, blank=True, default="")
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -238,6 +250,21 @@ class ConsultationReview(models.Model):
 
     def __str__(self) -> str:
         return f"Review of {self.consultation_id}"
+
+
+class ClinicianNote(models.Model):
+    """A clinician's free-text note on a consultation; every change is an AuditEvent (action "note_edit")."""
+
+    consultation = models.OneToOneField(Consultation, on_delete=models.CASCADE, related_name="clinician_note")
+    text = models.TextField(blank=True, default="")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_by_name = models.CharField(max_length=150, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Note on {self.consultation_id}"
 
 
 class AuditEvent(models.Model):

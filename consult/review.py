@@ -16,7 +16,17 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from consult.models import AuditEvent, Consultation, ConsultationReview, Entity, EntityReview, Message
+from consult import extraction
+from consult.models import (
+    AuditEvent,
+    ClinicianNote,
+    Consultation,
+    ConsultationReview,
+    Entity,
+    EntityReview,
+    Message,
+)
+from ner_engine.types import CORE_TYPES
 
 # What a clinician may annotate; also the `types` of exported documents, which tells training that every
 # mention of these types in the text was annotated (a missing one is a true negative).
@@ -28,8 +38,9 @@ KEPT_STATUSES = frozenset({PENDING, EntityReview.Status.ACCEPTED, EntityReview.S
 # Keys the extractor's clinical-context stage (ner_engine.context) adds to Entity.attributes about how it typed
 # a mention, not about the patient: they stay in the stored attributes (API, audit) and are never shown as one
 # of the finding's attributes. `retyped_from` is set only when a DISEASE span whose best ICD-10-CM candidate is
-# in chapter R (symptoms and signs) is retyped to SYMPTOM.
-PROVENANCE_KEYS = frozenset({"retyped_from"})
+# in chapter R (symptoms and signs) is retyped to SYMPTOM. `coded_from_term` is the term a clinician had coded
+# instead of the mention's own words (context_review_apply).
+PROVENANCE_KEYS = frozenset({"retyped_from", "coded_from_term"})
 
 
 class ReviewError(ValueError):
@@ -65,6 +76,9 @@ class Annotation:
     code: str | None = None
     code_system: str | None = None
     original: dict | None = None  # the model's values, when a clinician changed them
+    # "" while the model's context (assertion, attributes, codes) applies; else EntityReview.ContextState:
+    # "proposed" (recomputed for a corrected or added mention, awaiting the clinician), "confirmed", "edited".
+    context_state: str = ""
 
     @property
     def kept(self) -> bool:
@@ -93,11 +107,27 @@ class Annotation:
     def provenance(self) -> list[str]:
         """How the extractor arrived at this mention's type, as notes for a tooltip (never the summary), e.g.
         "model type: DISEASE, retyped by ICD-10-CM chapter R (R50.9)"."""
+        notes = []
         retyped_from = (self.attributes or {}).get("retyped_from")
-        if not isinstance(retyped_from, str) or not retyped_from:
-            return []
-        icd = next((c["code"] for c in self.codes if c["system"] == "ICD-10-CM" and c["code"].startswith("R")), None)
-        return [f"model type: {retyped_from}, retyped by ICD-10-CM chapter R" + (f" ({icd})" if icd else "")]
+        if isinstance(retyped_from, str) and retyped_from and not self.context_state:
+            icd = next((c["code"] for c in self.codes if c["system"] == "ICD-10-CM" and c["code"].startswith("R")),
+                       None)
+            notes.append(f"model type: {retyped_from}, retyped by ICD-10-CM chapter R" + (f" ({icd})" if icd else ""))
+        term = (self.attributes or {}).get("coded_from_term")
+        if isinstance(term, str) and term:
+            notes.append(f"coded by a clinician from the term “{term}”")
+        return notes
+
+    @property
+    def preferred_term(self) -> str | None:
+        """The name of the best code (e.g. HPO "Stiff neck" for "neck feels really stiff"), or None when the
+        mention is uncoded or its best code has no name."""
+        named = [c for c in self.codes if c["name"]]
+        return named[0]["name"] if named else None
+
+    @property
+    def context_pending(self) -> bool:
+        return self.context_state == EntityReview.ContextState.PROPOSED
 
     @property
     def codes(self) -> list[dict[str, str]]:
@@ -117,7 +147,7 @@ class Annotation:
         return codes
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "codes": self.codes, "preferred_term": self.preferred_term}
 
 
 def _entity_values(entity: Entity) -> dict[str, Any]:
@@ -137,6 +167,14 @@ def annotation_build(*, entity: Entity | None, review: EntityReview | None) -> A
     original = None
     if entity is not None and review is not None and _entity_values(entity) != values:
         original = _entity_values(entity)
+    recomputed = review is not None and review.attributes is not None
+    if recomputed:
+        # The context was recomputed for the reviewed span and type: the model's codes no longer apply.
+        attributes, code, code_system = (review.attributes or None), None, None
+    elif entity is not None:
+        attributes, code, code_system = (entity.attributes or None), entity.code, entity.code_system
+    else:
+        attributes, code, code_system = None, None, None
     return Annotation(
         key=f"e{entity.id}" if entity is not None else f"r{review.id}",
         message_id=(entity or review).message_id,
@@ -146,10 +184,11 @@ def annotation_build(*, entity: Entity | None, review: EntityReview | None) -> A
         score=round(entity.score, 4) if entity is not None else None,
         model_version=entity.model_version if entity is not None else "",
         template_version=entity.template_version if entity is not None else "",
-        attributes=(entity.attributes or None) if entity is not None else None,
-        code=entity.code if entity is not None else None,
-        code_system=entity.code_system if entity is not None else None,
+        attributes=attributes,
+        code=code,
+        code_system=code_system,
         original=original,
+        context_state=review.context_state if recomputed else "",
         **values,
     )
 
@@ -230,12 +269,17 @@ def _audit_record(*, consultation_id: uuid.UUID, actor, action: str, entity: Ent
     )
 
 
+def _codes_brief(annotation: Annotation) -> list[str]:
+    return [f"{c['system']} {c['code']}".strip() for c in annotation.codes]
+
+
 def _snapshot(*, entity: Entity | None, review: EntityReview | None) -> dict[str, Any] | None:
-    if review is not None:
-        return {"status": review.status, **_review_values(review)}
-    if entity is not None:
-        return {"status": PENDING, **_entity_values(entity)}
-    return None
+    """What the audit trail records of a mention: review status, values, and its codes ("SYSTEM CODE")."""
+    if entity is None and review is None:
+        return None
+    status = review.status if review is not None else PENDING
+    values = _review_values(review) if review is not None else _entity_values(entity)
+    return {"status": status, **values, "codes": _codes_brief(annotation_build(entity=entity, review=review))}
 
 
 def _status_compute(*, entity: Entity | None, values: dict[str, Any]) -> str:
@@ -268,7 +312,8 @@ def _values_validate(*, message: Message, type: str, start: int, end: int, asser
 def _entity_review_status_mirror(*, entity: Entity | None, status: str) -> None:
     if entity is None:
         return
-    mirrored = Entity.ReviewStatus.REJECTED if status == EntityReview.Status.REJECTED else Entity.ReviewStatus.ACCEPTED
+    mirrored = {EntityReview.Status.REJECTED: Entity.ReviewStatus.REJECTED,
+                EntityReview.Status.CORRECTED: Entity.ReviewStatus.CORRECTED}.get(status, Entity.ReviewStatus.ACCEPTED)
     Entity.objects.filter(pk=entity.pk).update(review_status=mirrored)
 
 
@@ -290,13 +335,41 @@ def review_target_get(*, consultation: Consultation, entity_id: int | None = Non
     return None, review
 
 
+def _context_compute(*, message: Message, values: dict[str, Any]) -> dict[str, Any]:
+    """ner_engine.context's assertion, attributes and codes for the reviewed span and type, with the
+    message's other model mentions as attribute candidates (consult.extraction.mention_context)."""
+    others = [(e.start, e.end, e.type) for e in Entity.objects.filter(message=message)
+              if (e.start, e.end) != (values["start"], values["end"])]
+    return extraction.mention_context(text=message.text, start=values["start"], end=values["end"],
+                                      type=values["type"], others=others)
+
+
+def _review_stage(*, message: Message, entity: Entity | None, review: EntityReview | None,
+                  values: dict[str, Any], status: str, attributes: dict | None, context_state: str,
+                  actor) -> EntityReview:
+    """The review row with the new values set, not saved yet (so that the audit can compare first)."""
+    staged = review if review is not None else EntityReview(message=message, entity=entity)
+    for field_name, value in values.items():
+        setattr(staged, field_name, value)
+    staged.status = status
+    staged.attributes = attributes
+    staged.context_state = context_state
+    staged.reviewed_by = actor if _actor_name(actor) else None
+    return staged
+
+
 def entity_review_apply(*, consultation: Consultation, actor, action: str, entity_id: int | None = None,
                         review_id: int | None = None, type: str | None = None, start: int | None = None,
                         end: int | None = None, assertion: str | None = UNSET) -> Annotation:
     """Accept, reject or correct one mention (a model entity or an added one) and audit the change.
 
-    `correct` changes any of type, span and assertion; the values not given stay as they are. Accepting a
-    corrected mention keeps the correction. A change that changes nothing writes no audit event.
+    `correct` changes any of type, span and assertion; the values not given stay as they are. When it changes
+    the span or the type, the mention's context (assertion, linked attributes, codes) is recomputed for the new
+    span and type through ner_engine.context and kept as *proposed* values (EntityReview.context_state
+    "proposed") until the clinician accepts (`context_accept`) or edits them (`context_edit`); an assertion the
+    clinician changed in the same correction wins over the recomputed one. Correcting back to the model's own
+    span and type restores the model's context. Accepting a corrected mention keeps the correction. A change
+    that changes nothing writes no audit event. Raises ReviewError.
     """
     if action not in {"accept", "reject", "correct"}:
         raise ReviewError(f"Unknown review action {action!r}.")
@@ -307,6 +380,8 @@ def entity_review_apply(*, consultation: Consultation, actor, action: str, entit
         message = (entity or review).message
         before = _snapshot(entity=entity, review=review)
         current = _review_values(review) if review is not None else _entity_values(entity)
+        attributes = review.attributes if review is not None else None
+        context_state = review.context_state if review is not None else ""
         if action == "correct":
             values = _values_validate(
                 message=message,
@@ -315,44 +390,153 @@ def entity_review_apply(*, consultation: Consultation, actor, action: str, entit
                 end=current["end"] if end is None else end,
                 assertion=current["assertion"] if assertion is UNSET else assertion,
             )
+            where = (values["type"], values["start"], values["end"])
+            if entity is not None and where == (entity.type, entity.start, entity.end):
+                attributes, context_state = None, ""  # the model's own span and type: its context applies
+            elif where != (current["type"], current["start"], current["end"]):
+                attributes = _context_compute(message=message, values=values)
+                context_state = EntityReview.ContextState.PROPOSED if attributes else ""
+                clinician_chose = assertion is not UNSET and assertion != current["assertion"]
+                if attributes.get("assertion") and not clinician_chose:
+                    values["assertion"] = attributes["assertion"]
         else:
             values = current
         status = EntityReview.Status.REJECTED if action == "reject" else _status_compute(entity=entity, values=values)
-        after = {"status": status, **values}
+        staged = _review_stage(message=message, entity=entity, review=review, values=values, status=status,
+                               attributes=attributes, context_state=context_state, actor=actor)
+        after = _snapshot(entity=entity, review=staged)
         if after == before:
             return annotation_build(entity=entity, review=review)
-        if review is None:
-            review = EntityReview(message=message, entity=entity)
-        for field, value in values.items():
-            setattr(review, field, value)
-        review.status = status
-        review.reviewed_by = actor if _actor_name(actor) else None
-        review.save()
+        staged.save()
         _entity_review_status_mirror(entity=entity, status=status)
         _audit_record(consultation_id=consultation.pk, actor=actor, action=f"entity_{action}", entity=entity,
-                      entity_review=review, before=before, after=after)
-    return annotation_build(entity=entity, review=review)
+                      entity_review=staged, before=before, after=after)
+    return annotation_build(entity=entity, review=staged)
 
 
 def entity_add(*, consultation: Consultation, actor, message_id: int, type: str, start: int, end: int,
                assertion: str | None = None) -> Annotation:
-    """Record a mention the model missed (selected by the clinician in a patient message)."""
+    """Record a mention the model missed (selected by the clinician in a patient message).
+
+    Its context (assertion, linked attributes, codes) is computed through ner_engine.context and proposed
+    for the clinician to accept or edit; an assertion given here wins over the computed one."""
     message = Message.objects.filter(consultation=consultation, pk=message_id).first()
     if message is None:
         raise ReviewError("No such message in this consultation.")
     values = _values_validate(message=message, type=type, start=start, end=end, assertion=assertion)
+    where = {key: values[key] for key in ("type", "start", "end")}
     duplicate = (
-        EntityReview.objects.filter(message=message, entity__isnull=True, **values).exists()
-        or Entity.objects.filter(message=message, type=values["type"], start=values["start"], end=values["end"]).exists()
+        EntityReview.objects.filter(message=message, entity__isnull=True, **where).exists()
+        or Entity.objects.filter(message=message, **where).exists()
     )
     if duplicate:
         raise ReviewError("This mention is already annotated; accept or correct it instead.")
+    attributes = _context_compute(message=message, values=values)
+    if assertion is None and attributes.get("assertion"):
+        values["assertion"] = attributes["assertion"]
     with transaction.atomic():
-        review = EntityReview.objects.create(message=message, status=EntityReview.Status.ADDED,
-                                             reviewed_by=actor if _actor_name(actor) else None, **values)
+        review = _review_stage(message=message, entity=None, review=None, values=values,
+                               status=EntityReview.Status.ADDED, attributes=attributes,
+                               context_state=EntityReview.ContextState.PROPOSED if attributes else "", actor=actor)
+        review.save()
         _audit_record(consultation_id=consultation.pk, actor=actor, action="entity_add", entity_review=review,
-                      before=None, after={"status": review.status, **values})
+                      before=None, after=_snapshot(entity=None, review=review))
     return annotation_build(entity=None, review=review)
+
+
+def _codes_of(*, entity: Entity | None, review: EntityReview | None) -> list[dict[str, Any]]:
+    """The mention's code candidates in ner_engine.context's shape, the stored code first."""
+    if review is not None and review.attributes is not None:
+        return [dict(c) for c in (review.attributes.get("codes") or []) if isinstance(c, dict)]
+    codes = []
+    if entity is not None and entity.code:
+        codes.append({"system": entity.code_system or "", "code": entity.code, "name": "", "score": 1.0})
+    raw = (entity.attributes or {}).get("codes") if entity is not None else None
+    codes += [dict(c) for c in (raw or []) if isinstance(c, dict)
+              and (c.get("system"), c.get("code")) not in {(d["system"], d["code"]) for d in codes}]
+    return codes
+
+
+def context_review_apply(*, consultation: Consultation, actor, action: str, entity_id: int | None = None,
+                         review_id: int | None = None, assertion: str | None = UNSET,
+                         codes_keep: list[str] | None = None, code_term: str | None = None) -> Annotation:
+    """Accept (`context_accept`) or edit (`context_edit`) a mention's context, audited.
+
+    `context_accept` confirms the values proposed for a corrected or added mention. `context_edit` sets the
+    assertion (a value of ASSERTIONS, or None for unknown), keeps only the codes named in `codes_keep`
+    ("SYSTEM|CODE" strings), or replaces the codes by those ner_engine.context finds for `code_term` (a term
+    the clinician typed, e.g. "neck stiffness"); it works on the model's own mentions too. Raises ReviewError.
+    """
+    if action not in {"context_accept", "context_edit"}:
+        raise ReviewError(f"Unknown review action {action!r}.")
+    with transaction.atomic():
+        entity, review = review_target_get(consultation=consultation, entity_id=entity_id, review_id=review_id)
+        if review is not None:
+            review = EntityReview.objects.select_for_update().get(pk=review.pk)
+        message = (entity or review).message
+        before = _snapshot(entity=entity, review=review)
+        values = _review_values(review) if review is not None else _entity_values(entity)
+        if action == "context_accept":
+            if review is None or review.context_state != EntityReview.ContextState.PROPOSED:
+                raise ReviewError("There are no proposed values to accept for this mention.")
+            attributes, context_state = review.attributes, EntityReview.ContextState.CONFIRMED
+        else:
+            if values["type"] not in CORE_TYPES:
+                raise ReviewError("Only symptoms, conditions and medicines have an assertion and codes.")
+            if review is not None and review.attributes is not None:
+                attributes = dict(review.attributes)
+            else:
+                attributes = dict(entity.attributes or {}) if entity is not None else {}
+            codes = _codes_of(entity=entity, review=review)
+            if code_term is not None and code_term.strip():
+                codes = extraction.term_codes(term=code_term, type=values["type"])
+                if not codes:
+                    raise ReviewError(f"No code matches “{code_term.strip()}”; try another term.")
+                attributes["coded_from_term"] = code_term.strip()
+            elif codes_keep is not None:
+                keep = set(codes_keep)
+                codes = [c for c in codes if f"{c.get('system')}|{c.get('code')}" in keep]
+            attributes["codes"] = codes
+            if assertion is not UNSET:
+                if assertion is not None and assertion not in ASSERTIONS:
+                    raise ReviewError(f"Unknown assertion {assertion!r}; choose one of {', '.join(ASSERTIONS)}.")
+                values = {**values, "assertion": assertion}
+            context_state = EntityReview.ContextState.EDITED
+        status = review.status if review is not None else _status_compute(entity=entity, values=values)
+        if status not in {EntityReview.Status.REJECTED, EntityReview.Status.ADDED}:
+            status = _status_compute(entity=entity, values=values)
+        staged = _review_stage(message=message, entity=entity, review=review, values=values, status=status,
+                               attributes=attributes, context_state=context_state, actor=actor)
+        after = {**_snapshot(entity=entity, review=staged), "context": context_state}
+        staged.save()
+        _entity_review_status_mirror(entity=entity, status=status)
+        _audit_record(consultation_id=consultation.pk, actor=actor, action=action, entity=entity,
+                      entity_review=staged, before={**before, "context": review.context_state if review else ""},
+                      after=after)
+    return annotation_build(entity=entity, review=staged)
+
+
+def clinician_note_save(*, consultation: Consultation, actor, text: str) -> ClinicianNote:
+    """Set the clinician's free-text note on a case (empty text clears it); audited as "note_edit" with the
+    text before and after. At most NOTE_MAX_CHARS characters; raises ReviewError."""
+    text = (text or "").replace("\r\n", "\n").strip()
+    if len(text) > NOTE_MAX_CHARS:
+        raise ReviewError(f"The note is {len(text)} characters long; at most {NOTE_MAX_CHARS} are kept.")
+    with transaction.atomic():
+        note, _ = ClinicianNote.objects.select_for_update().get_or_create(consultation=consultation)
+        if note.text == text:
+            return note
+        before = note.text
+        note.text = text
+        note.updated_by = actor if _actor_name(actor) else None
+        note.updated_by_name = _actor_name(actor)
+        note.save()
+        _audit_record(consultation_id=consultation.pk, actor=actor, action="note_edit",
+                      before={"note": before}, after={"note": text})
+    return note
+
+
+NOTE_MAX_CHARS = 5000
 
 
 def consultation_review_mark(*, consultation: Consultation, actor, reviewed: bool) -> ConsultationReview | None:

@@ -20,6 +20,8 @@ urlpatterns = [
          name="clinician-case-review"),
     path("clinician/consultations/<uuid:consultation_id>/reviewed/", clinician_views.case_reviewed,
          name="clinician-case-reviewed"),
+    path("clinician/consultations/<uuid:consultation_id>/note/", clinician_views.case_note,
+         name="clinician-case-note"),
     path("clinician/consultations/<uuid:consultation_id>/summary/", clinician_views.case_summary,
          name="clinician-case-summary"),
     path("clinician/consultations/<uuid:consultation_id>/fhir.json", clinician_views.case_fhir,

@@ -13,6 +13,7 @@ from ner_engine.backbones import device_resolve, encoder_load, tokenizer_load
 from ner_engine.batching import triplets_predict
 from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, encoder_freeze, lora_apply, trainable_state_dict
 from ner_engine.triplets import QueryTemplate, TripletBuilder, templates_from_dict, templates_to_dict
+from ner_engine.context.surface import candidates_original, model_views
 from ner_engine.types import Entity
 
 DEFAULT_MODEL_DIR = Path(__file__).with_name("models") / "default"
@@ -143,6 +144,9 @@ def model_dir_resolve(model: str | Path) -> Path:
 class Extractor:
     """Thread-safe inference: every (text, type) query of a call runs in the same batched forward passes."""
 
+    # Resolve invisible characters, abbreviations and misspellings before the model (spans stay in the original).
+    surface_resolve: bool = True
+
     def __init__(self, model: PromptBioMRC, templates: Mapping[str, QueryTemplate], *, device: str = "cpu",
                  model_version: str = "unversioned", batch_size: int = 64, threshold: float | None = None,
                  context: bool = True) -> None:
@@ -214,6 +218,11 @@ class Extractor:
             raise TypeError("extract() takes a list of texts")
         # An empty list asks for no type (a document whose corpus annotates none), not for every type.
         wanted = [t for t in (self.entity_types if types is None else types) if t in self.entity_types]
+        # Pre-processing: the model reads each text with format characters removed, abbreviations expanded and
+        # misspellings corrected (ner_engine.context.surface); spans are mapped back to the original below.
+        originals = list(texts)
+        views = model_views(originals) if self.surface_resolve else None
+        texts = [view.text for view in views] if views else originals
         with self._lock:
             triplets = self.builder.build(list(texts), [wanted] * len(texts))
             if not triplets:
@@ -221,9 +230,14 @@ class Extractor:
             candidates = triplets_predict(self.model, triplets, len(texts), batch_size=self.batch_size,
                                           device=self.device, pad_id=self.tokenizer.pad_token_id or 0,
                                           threshold=self.threshold)
-        results = [[Entity(c.start, c.end, c.type, text[c.start : c.end], round(c.score, 4)) for c in found]
-                   for text, found in zip(texts, candidates)]
+        if views:
+            results = [[Entity(start, end, c.type, view.original[start:end], round(c.score, 4))
+                        for start, end, c in candidates_original(view, found)]
+                       for view, found in zip(views, candidates)]
+        else:
+            results = [[Entity(c.start, c.end, c.type, text[c.start : c.end], round(c.score, 4)) for c in found]
+                       for text, found in zip(texts, candidates)]
         if self.context is not None:
-            for text, entities in zip(texts, results):
+            for text, entities in zip(originals, results):
                 self.context.contextualise(text, entities)
         return results

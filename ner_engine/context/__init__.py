@@ -21,8 +21,10 @@ import threading
 from collections.abc import Sequence
 
 from ner_engine.context.assertion import ASSERTIONS, EXPERIENCERS, AssertionDetector
-from ner_engine.context.attributes import KINDS, attributes_find, attributes_link
+from ner_engine.context.attributes import KINDS, Attribute, attributes_find, attributes_link
 from ner_engine.context.normalisation import DEFAULT_THRESHOLD, SYSTEMS_BY_TYPE, Normaliser
+from ner_engine.context.spelling import word_type
+from ner_engine.context.surface import SurfaceView, mention_resolve, surface_view
 from ner_engine.types import CORE_TYPES, Entity
 
 __all__ = ["ASSERTIONS", "EXPERIENCERS", "KINDS", "ContextPipeline", "entities_contextualise"]
@@ -50,22 +52,53 @@ class ContextPipeline:
         core = [e for e in entities if e.type in CORE_TYPES]
         if not core:
             return list(entities)
-        assertions = self.assertions.detect_full(text, [(e.start, e.end) for e in core])
-        model_spans = [(e.start, e.end, e.type) for e in entities if e.type not in CORE_TYPES]
-        linked = attributes_link(text, [(e.start, e.end, e.type) for e in core], attributes_find(text, model_spans))
-        codes = (self.normaliser.normalise_many([(e.text, e.type) for e in core]) if self.normalise
-                 else [[] for _ in core])
-        for entity, (assertion, experiencer), attributes, entity_codes in zip(core, assertions, linked, codes):
+        # Rules read the text without invisible format characters ("haven\u200ct"), offsets mapped both ways.
+        view = surface_view(text, abbreviations=False, spelling=False)
+        spans = [view.span_view(e.start, e.end) for e in core]
+        assertions = self.assertions.detect_full(view.text, spans)
+        model_spans = [(*view.span_view(e.start, e.end), e.type) for e in entities if e.type not in CORE_TYPES]
+        linked = attributes_link(view.text, [(*span, e.type) for span, e in zip(spans, core)],
+                                 attributes_find(view.text, model_spans))
+        if view.changed:
+            linked = [{kind: _attribute_original(attribute, view, text) for kind, attribute in found.items()}
+                      for found in linked]
+        # Codes are looked up for the mention as the patient meant it: abbreviations expanded, misspellings
+        # corrected ("SOB" -> "shortness of breath", "hedache" -> "headache").
+        queries = [mention_resolve(e.text) for e in core]
+        codes = (self.normaliser.normalise_many([(query, e.type) for query, e in zip(queries, core)])
+                 if self.normalise else [[] for _ in core])
+        for entity, (assertion, experiencer), attributes, entity_codes, query in zip(core, assertions, linked, codes,
+                                                                                  queries):
             entity.attributes["assertion"] = assertion
             entity.attributes["experiencer"] = experiencer
             entity.attributes["attributes"] = {kind: attributes[kind].to_dict() for kind in KINDS if kind in attributes}
             entity.attributes["codes"] = entity_codes
+            if entity.type == "DRUG" and _misread_drug(query):
+                # A misspelt symptom is no medicine ("hedache", "diarrea"): the corrected word says what it is.
+                entity.type = "SYMPTOM" if _misread_drug(query) == "symptom" else "DISEASE"
+                entity.attributes["retyped_from"] = "DRUG"
+                entity.attributes["codes"] = (self.normaliser.normalise(query, entity.type) if self.normalise
+                                              else [])
             if entity.type == "DISEASE" and _is_symptom_code(entity.attributes["codes"]):
                 # Biomedical corpora (BC5CDR, NCBI) label "headache" or "fever" as Disease; ICD-10-CM itself
                 # files them under chapter R (symptoms and signs), which is what the consultation record needs.
                 entity.type = "SYMPTOM"
                 entity.attributes["retyped_from"] = "DISEASE"
         return list(entities)
+
+
+def _attribute_original(attribute: Attribute, view: SurfaceView, text: str) -> Attribute:
+    start, end = view.span_original(attribute.start, attribute.end)
+    return Attribute(attribute.kind, start, end, text[start:end], attribute.source)
+
+
+def _misread_drug(query: str) -> str | None:
+    """"symptom" / "disease" when every word of a DRUG mention is a lexicon word of that type and none a
+    medicine: the model read a misspelt symptom as a drug name."""
+    types = {word_type(w) for w in query.lower().split()} - {None}
+    if len(types) == 1 and types <= {"symptom", "disease"}:
+        return next(iter(types))
+    return None
 
 
 def _is_symptom_code(codes: Sequence[dict]) -> bool:

@@ -108,7 +108,10 @@ def test_case_page_shows_retyping_as_a_provenance_note_only(clinician_client, ca
     assert "retyped_from" not in body
     note = "model type: DISEASE, retyped by ICD-10-CM chapter R (R50.9)"
     record = re.search(r'<h2 id="record-title">.*?</section>', body, re.S).group(0)
-    assert f'<span class="provenance" title="{note}">' in record
+    # On demand: inside the entry's collapsed "Codes" details, with the codes; the preferred term in front.
+    codes = re.search(r'<details class="codes codes--record">(.*?)</details>', record, re.S).group(1)
+    assert f'<li class="muted">{note}</li>' in codes and "R50.9" in codes
+    assert "→ Fever, unspecified" in record
     summary = re.search(r'<pre class="summary-text" id="summary-text">(.*?)</pre>', body, re.S).group(1)
     assert "fever" in summary and "retyped" not in summary and "DISEASE" not in summary
 
@@ -146,7 +149,7 @@ def test_review_forms_accept_correct_add_reject_and_mark_reviewed(clinician_clie
     assert [e.action for e in AuditEvent.objects.filter(consultation=case)] == [
         "entity_accept", "entity_correct", "entity_add", "entity_reject", "consultation_reviewed"]
     body = clinician_client.get(case_url(case)).content.decode()
-    assert "fever since Monday" in body and "model: fever" in body
+    assert "fever since Monday" in body and "<dt>Model said</dt><dd>fever · SYMPTOM" in body
     assert "ent--rejected" in body
     assert "Audit trail" in body and body.count("<strong>doc</strong>") == 5
     assert "Remove review mark" in body

@@ -194,7 +194,7 @@ def test_retyped_from_is_provenance_not_an_attribute_of_the_finding(case, clinic
     assert fever.attributes == {"duration": "since Monday"}
     assert fever.provenance == ["model type: DISEASE, retyped by ICD-10-CM chapter R (R50.9)"]
     assert "retyped" not in view.summary_text.lower() and "DISEASE" not in view.summary_text
-    assert "fever [duration since Monday]" in view.summary_text
+    assert "fever = Fever, unspecified (ICD-10-CM R50.9) [duration since Monday]" in view.summary_text
     [annotation] = [a for a in view.annotations if a.text == "fever"]
     assert annotation.attribute_texts == {"duration": "since Monday"}
     # Still in the data: the API's annotation keeps the extractor's attributes as stored.
@@ -336,10 +336,147 @@ def test_clinical_context_shape_feeds_record_summary_and_fhir(db, clinician):
     [entry] = view.record["symptoms"]
     assert entry.attributes == {"duration": "for 3 days", "severity": "Severe"}
     assert [(c["system"], c["code"]) for c in entry.codes] == [("HPO", "HP:0002315"), ("ICD-10-CM", "R51.9")]
-    assert "Reports: headache [duration for 3 days; severity Severe]." in view.summary_text
+    assert "Reports: headache (HPO HP:0002315) [duration for 3 days; severity Severe]." in view.summary_text
     bundle = fhir.consultation_fhir_bundle(case=view)
     fhir_validate(bundle)
     [observation] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
     assert observation["code"]["coding"] == [
         {"code": "HP:0002315", "display": "Headache", "system": "http://human-phenotype-ontology.org"},
         {"code": "R51.9", "display": "Headache, unspecified", "system": "http://hl7.org/fhir/sid/icd-10-cm"}]
+
+
+# Corrections recompute the context (ner_engine.context through consult.extraction) --------------------------
+
+STIFF_TEXT = "I've been throwing up and my neck feels really stiff"
+
+
+def fhir_codes(bundle, text):
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        concept = resource.get("code") or resource.get("medicationCodeableConcept") or {}
+        if concept.get("text") == text:
+            return [(c.get("system"), c["code"]) for c in concept.get("coding", [])]
+    raise AssertionError(f"{text!r} not exported")
+
+
+@pytest.fixture
+def stiff_case(db):
+    """The issue's case: the model typed "stiff" as a DISEASE coded as Stiff-Person Syndrome."""
+    from consult import services
+    from review_helpers import entity_create
+
+    consultation, _ = services.consultation_create()
+    message = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT, text=STIFF_TEXT,
+                                     status=Message.Status.PROCESSED)
+    stiff = entity_create(message, "stiff", "DISEASE", assertion="present", attributes={
+        "assertion": "present", "attributes": {},
+        "codes": [{"system": "MeSH", "code": "D016750", "name": "Stiff-Person Syndrome", "score": 0.85},
+                  {"system": "ICD-10-CM", "code": "G25.82", "name": "Stiff-man syndrome", "score": 0.85}]})
+    return consultation, message, stiff
+
+
+def test_correction_recomputes_codes_for_the_new_span_and_type(stiff_case, clinician):
+    consultation, message, stiff = stiff_case
+    start = STIFF_TEXT.index("neck feels really stiff")
+    before = case_module.case_get(consultation=consultation)
+    assert [c["code"] for c in before.record["diseases"][0].codes] == ["D016750", "G25.82"]
+
+    corrected = review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+                                           entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT))
+    assert (corrected.status, corrected.type, corrected.text) == ("corrected", "SYMPTOM", "neck feels really stiff")
+    assert corrected.context_state == "proposed" and corrected.assertion == "present"
+    assert all(c["code"] not in {"D016750", "G25.82"} for c in corrected.codes), corrected.codes
+    # The body site is linked from the recomputed context ("neck" inside the new span).
+    assert corrected.attribute_texts.get("body_site") == "neck"
+    # The model's output is untouched; the entity's mirrored status says "corrected".
+    stiff.refresh_from_db()
+    assert (stiff.type, stiff.text, stiff.review_status) == ("DISEASE", "stiff", "corrected")
+    assert stiff.attributes["codes"][0]["code"] == "D016750"
+    event = AuditEvent.objects.get(consultation=consultation, action="entity_correct")
+    assert event.before["codes"] == ["MeSH D016750", "ICD-10-CM G25.82"]
+    assert event.after["codes"] == [f"{c['system']} {c['code']}" for c in corrected.codes]
+
+    # The clinician codes it from a term of their own: the same vocabularies, no made-up codes.
+    edited = review.context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
+                                         entity_id=stiff.id, code_term="neck stiffness")
+    assert edited.context_state == "edited" and edited.preferred_term == "Stiff neck"
+    assert ("HPO", "HP:0025258") in [(c["system"], c["code"]) for c in edited.codes]
+    assert any("neck stiffness" in note for note in edited.provenance)
+    with pytest.raises(review.ReviewError, match="No code matches"):
+        review.context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
+                                    entity_id=stiff.id, code_term="zzqx qqzz")
+
+    view = case_module.case_get(consultation=consultation)
+    assert view.record["diseases"] == []
+    [entry] = view.record["symptoms"]
+    assert (entry.text, entry.preferred_term, entry.proposed) == ("neck feels really stiff", "Stiff neck", False)
+    assert "neck feels really stiff = Stiff neck (HPO HP:0025258)" in view.summary_text
+    assert "Stiff-Person" not in view.summary_text and "G25.82" not in view.summary_text
+    bundle = fhir.consultation_fhir_bundle(case=view)
+    fhir_validate(bundle)
+    assert ("http://human-phenotype-ontology.org", "HP:0025258") in fhir_codes(bundle, "neck feels really stiff")
+    assert "G25.82" not in str(bundle) and "D016750" not in str(bundle)
+    assert [e.action for e in review.audit_events_get(consultation=consultation)] == [
+        "entity_correct", "context_edit"]
+
+
+def test_proposed_values_are_accepted_or_the_assertion_edited(stiff_case, clinician):
+    consultation, message, stiff = stiff_case
+    start = STIFF_TEXT.index("throwing up")
+    added = review.entity_add(consultation=consultation, actor=clinician, message_id=message.id, type="SYMPTOM",
+                              start=start, end=start + len("throwing up"))
+    assert added.context_state == "proposed" and added.assertion == "present"
+    assert ("HPO", "HP:0002013") in [(c["system"], c["code"]) for c in added.codes]  # Vomiting
+    [entry] = case_module.case_get(consultation=consultation).record["symptoms"]
+    assert entry.proposed and entry.preferred_term == "Vomiting"
+    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=consultation))
+    fhir_validate(bundle)
+    assert "not yet confirmed" in str(bundle)
+
+    accepted = review.context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
+                                           review_id=added.review_id)
+    assert accepted.context_state == "confirmed" and accepted.codes == added.codes
+    with pytest.raises(review.ReviewError, match="no proposed values"):
+        review.context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
+                                    review_id=added.review_id)
+    edited = review.context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
+                                         review_id=added.review_id, assertion="historical",
+                                         codes_keep=["HPO|HP:0002013"])
+    assert (edited.assertion, [c["code"] for c in edited.codes]) == ("historical", ["HP:0002013"])
+    assert edited.status == "added"
+    assert [e.action for e in review.audit_events_get(consultation=consultation)] == [
+        "entity_add", "context_accept", "context_edit"]
+
+
+def test_an_assertion_the_clinician_chose_wins_over_the_recomputed_one(stiff_case, clinician):
+    consultation, _, stiff = stiff_case
+    start = STIFF_TEXT.index("neck feels really stiff")
+    corrected = review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+                                           entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT),
+                                           assertion="possible")
+    assert corrected.assertion == "possible"
+    # Back to the model's own span and type: the model's context (and codes) apply again.
+    back = review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+                                      entity_id=stiff.id, type="DISEASE", start=STIFF_TEXT.index("stiff"),
+                                      end=len(STIFF_TEXT), assertion="present")
+    assert back.status == "accepted" and back.context_state == "" and back.codes[0]["code"] == "D016750"
+
+
+def test_clinician_note_is_audited_and_exported(case, clinician):
+    note = review.clinician_note_save(consultation=case, actor=clinician, text="  Seen by phone; safety-netted.  ")
+    assert note.text == "Seen by phone; safety-netted." and note.updated_by_name == "dr_who"
+    review.clinician_note_save(consultation=case, actor=clinician, text="Seen by phone; safety-netted.")
+    view = case_module.case_get(consultation=case)
+    assert view.summary_text.endswith("Clinician note: Seen by phone; safety-netted.")
+    bundle = fhir.consultation_fhir_bundle(case=view)
+    fhir_validate(bundle)
+    [impression] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ClinicalImpression"]
+    assert impression["summary"] == "Seen by phone; safety-netted."
+    assert impression["note"][0]["authorString"] == "dr_who"
+    with pytest.raises(review.ReviewError, match="at most"):
+        review.clinician_note_save(consultation=case, actor=clinician, text="x" * (review.NOTE_MAX_CHARS + 1))
+    review.clinician_note_save(consultation=case, actor=clinician, text="")
+    events = [e for e in review.audit_events_get(consultation=case) if e.action == "note_edit"]
+    assert [(e.before["note"], e.after["note"]) for e in events] == [
+        ("", "Seen by phone; safety-netted."), ("Seen by phone; safety-netted.", "")]
+    assert case_module.case_get(consultation=case).note is None
