@@ -39,11 +39,12 @@ from django.conf import settings  # noqa: E402
 
 from consult import extraction, services  # noqa: E402
 from consult.triage import TriageInput, Turn  # noqa: E402
-from consult.triage.differential import patients_read, patients_split  # noqa: E402
+from consult.triage.differential import evidences_binary, patients_read, patients_split  # noqa: E402
 from consult.vocabulary import URGENCY_LEVELS, urgency_rank  # noqa: E402
 
 PHRASES = ROOT / "bench" / "data" / "ddxplus_phrases.json"
 MAX_TURNS = 40
+CACHE_DIR = ROOT / "var" / "bench" / "ddxplus_extraction"
 
 
 class SimulatedPatient:
@@ -53,12 +54,18 @@ class SimulatedPatient:
         self.patient = patient
         self.phrases = phrases
         self.engine = engine
-        self.binary = {e for e in patient.evidences if "_@_" not in e}
+        self.binary = evidences_binary(patient.evidences)
         self.values: dict[str, list[str]] = {}
         for evidence in patient.evidences:
             if "_@_" in evidence:
                 name, value = evidence.split("_@_")
                 self.values.setdefault(name, []).append(value)
+
+    def possible_texts(self) -> set[str]:
+        """Every message this patient can send (extracted up front, in batches)."""
+        texts = {self.statement(self.patient.initial_evidence, self.patient.row + k) for k in range(3)}
+        texts |= {self.answer(q, 0) for q in ("site:pain", "general:age", "general:sex", "general:severity")}
+        return texts | {"yes", "no", "a few days", "none"}
 
     def statement(self, evidence: str, variant: int) -> str:
         statements = self.phrases[evidence]["statements"]
@@ -170,7 +177,17 @@ def main() -> int:
     if args.limit:
         patients = patients[: args.limit]
 
-    cache: dict[str, list[dict]] = {}
+    # Extraction results per distinct text, kept between runs for the same model and templates.
+    extractor = extraction.extractor_get()
+    cache_file = CACHE_DIR / f"{extractor.model_version}-{extractor.template_version}.json".replace("/", "_")
+    cache: dict[str, list[dict]] = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    wanted = sorted({t for p in patients for t in SimulatedPatient(p, phrases, engine).possible_texts()} - set(cache))
+    for start in range(0, len(wanted), 32):
+        batch = wanted[start:start + 32]
+        for text, result in zip(batch, extraction.texts_extract(texts=batch)):
+            cache[text] = result.entities
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(cache))
 
     def extract(text: str) -> list[dict]:
         if text not in cache:

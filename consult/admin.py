@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -6,9 +8,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from consult import model_registry, prompt_templates
+from consult import extraction, model_registry, prompt_templates, selectors
 from consult.models import (
     AuditEvent,
+    ClinicianNote,
     Consultation,
     ConsultationReview,
     Entity,
@@ -22,6 +25,27 @@ from consult.models import (
     TriageRuleEntry,
 )
 from ner_engine.triplets import TemplateError
+
+
+# Clinical data, the model's output, reviews and the audit trail are read-only here: every change to them goes
+# through consult.review in the clinician workspace, which audits it. tests/consult/test_admin_audit.py
+# enumerates the registered models and fails on any that the admin could write without an audit record.
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def workspace_link(consultation_id, *, anchor: str = "", label: str = "Open in the clinician workspace") -> str:
+    url = reverse("clinician-case", kwargs={"consultation_id": consultation_id}) + anchor
+    return format_html('<a class="workspace-link" href="{}">{}</a>', url, label)
 
 
 class MessageInline(admin.TabularInline):
@@ -51,12 +75,16 @@ class TriageEventInline(admin.TabularInline):
 
 
 @admin.register(Consultation)
-class ConsultationAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "urgency", "created_at", "updated_at")
+class ConsultationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "status", "urgency", "created_at", "updated_at", "case_page")
     list_filter = ("status", "urgency")
-    readonly_fields = ("id", "created_at", "updated_at", "triage_state")
-    exclude = ("token_hash",)
+    fields = ("case_page", "id", "status", "urgency", "summary", "created_at", "updated_at", "triage_state")
+    readonly_fields = fields
     inlines = [RecordItemInline, TriageEventInline, MessageInline]
+
+    @admin.display(description="Case page")
+    def case_page(self, consultation: Consultation) -> str:
+        return workspace_link(consultation.id, label="Open case")
 
 
 class EntityInline(admin.TabularInline):
@@ -68,7 +96,7 @@ class EntityInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "consultation", "role", "status", "created_at", "processed_at")
     list_filter = ("role", "status")
     readonly_fields = ("consultation", "role", "text", "reply_to", "created_at", "processed_at",
@@ -77,25 +105,41 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Entity)
-class EntityAdmin(admin.ModelAdmin):
-    list_display = ("id", "type", "text", "score", "review_status", "message")
+class EntityAdmin(ReadOnlyAdmin):
+    """The model's output. Verdicts and corrections are given in the clinician workspace (the link on each
+    entity), which keeps the audit trail; `review_status` mirrors them, including "corrected"."""
+
+    list_display = ("id", "type", "text", "score", "review_status", "message", "case_page")
     list_filter = ("type", "review_status")
-    # Verdicts are given in the clinician workspace, which keeps the audit trail; not editable here.
-    readonly_fields = ("message", "record_item", "type", "text", "start", "end", "score",
-                       "model_version", "template_version", "review_status")
+    fields = ("case_page", "message", "record_item", "type", "text", "start", "end", "score", "assertion", "code",
+              "code_system", "attributes", "model_version", "template_version", "review_status")
+    readonly_fields = fields
+
+    @admin.display(description="Review")
+    def case_page(self, entity: Entity) -> str:
+        return workspace_link(entity.message.consultation_id, anchor=f"#ann-e{entity.id}",
+                              label="Review in the clinician workspace")
 
 
 # Prompt templates -----------------------------------------------------------------------------------
 
 
+SOFT_PROMPT_EXPLANATION = (
+    "Read-only: the number of learned prompt vectors is part of the trained model (its weights hold exactly that "
+    "many per query), so the running model keeps the length it was trained with whatever is entered here. "
+    "To change it, train a model with another soft_prompt_length (python -m ner_engine train) and install it.")
+
+
 class PromptTemplateForm(forms.ModelForm):
+    change_note = forms.CharField(
+        required=False, max_length=200, label="Note on this change",
+        help_text="Why you changed the template; kept in the version history with what changed.")
+
     class Meta:
         model = PromptTemplate
-        fields = ("entity_type", "text", "anchor_words", "soft_prompt_length", "is_active")
+        fields = ("entity_type", "text", "anchor_words", "is_active")
         help_texts = {
             "anchor_words": 'A JSON list, e.g. ["symptom", "complaint"]; the first fills {anchor}.',
-            "soft_prompt_length": "Learned prompt vectors per query (0-32). Used when training a model from "
-                                  "these templates; a running model keeps the length it was trained with.",
         }
 
     def clean(self):
@@ -106,7 +150,7 @@ class PromptTemplateForm(forms.ModelForm):
         try:
             prompt_templates.prompt_template_validate(
                 entity_type=entity_type, text=cleaned.get("text", ""), anchor_words=cleaned.get("anchor_words"),
-                soft_prompt_length=cleaned.get("soft_prompt_length", 0),
+                soft_prompt_length=self.instance.soft_prompt_length,
             )
         except TemplateError as error:
             raise ValidationError({prompt_templates.template_error_field(error=error): str(error)}) from None
@@ -139,29 +183,73 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     form = PromptTemplateForm
     list_display = ("entity_type", "is_active", "version", "soft_prompt_length", "updated_at")
     list_filter = ("is_active",)
-    readonly_fields = ("version", "updated_at")
+    readonly_fields = ("version", "updated_at", "soft_prompt")
+    fields = ("entity_type", "text", "anchor_words", "is_active", "change_note", "soft_prompt", "version",
+              "updated_at")
     inlines = [PromptTemplateVersionInline]
+    change_form_template = "admin/consult/prompttemplate/change_form.html"
+
+    @admin.display(description="Soft prompt length")
+    def soft_prompt(self, template: PromptTemplate) -> str:
+        return format_html('{}<div class="help">{}</div>', template.soft_prompt_length, SOFT_PROMPT_EXPLANATION)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting would drop the version history with it; deactivate a template instead.
+        return False
 
     def get_readonly_fields(self, request, obj=None):
         # A template belongs to its entity type; a different type is a different template.
         return (*self.readonly_fields, "entity_type") if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
-        # Saved through the service: it versions the change and records who made it. Workers compare
-        # versions before each message, so the edit takes effect on their next task.
+        # Saved through the service: it versions the change and records who made it, with the admin's note.
+        # Workers compare versions before each message, so the edit takes effect on their next task.
         values = {name: form.cleaned_data[name] for name in prompt_templates.VERSIONED_FIELDS
                   if name in form.cleaned_data}
+        note = form.cleaned_data.get("change_note", "").strip()
+        if note and change:
+            changed = [name for name, value in values.items() if form.initial.get(name) != value]
+            note = f"{note} (changed {', '.join(changed)})" if changed else note
         saved = prompt_templates.prompt_template_save(
-            template=obj if change else None, actor=request.user, entity_type=obj.entity_type, **values
+            template=obj if change else None, actor=request.user, entity_type=obj.entity_type, note=note, **values
         )
         obj.pk, obj.version, obj.updated_at = saved.pk, saved.version, saved.updated_at
 
     def get_urls(self):
         return [
+            path("<int:template_id>/preview/", self.admin_site.admin_view(self.preview_view),
+                 name="consult_prompttemplate_preview"),
             path("<int:template_id>/revert/<int:version>/", self.admin_site.admin_view(self.revert_view),
                  name="consult_prompttemplate_revert"),
             *super().get_urls(),
         ]
+
+    def preview_view(self, request, template_id: int):
+        """The extraction of a sample text with the active templates and with the edited one, side by side;
+        nothing is saved. POSTed by the change form's "Preview on sample text" button (its current, unsaved
+        values) or by the preview page's own form."""
+        template = get_object_or_404(PromptTemplate, pk=template_id)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        data = request.POST if request.method == "POST" else {}
+        text = data.get("text", template.text)
+        anchor_text = data.get("anchor_words")
+        sample = data.get("sample", "") or template_preview_sample()
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "template": template,
+                   "title": f"Preview the {template.entity_type} template", "text": text, "sample": sample,
+                   "anchor_words_text": anchor_text if anchor_text is not None else json.dumps(template.anchor_words)}
+        try:
+            anchor_words = json.loads(anchor_text) if anchor_text is not None else list(template.anchor_words)
+            prompt_templates.prompt_template_validate(entity_type=template.entity_type, text=text,
+                                                      anchor_words=anchor_words,
+                                                      soft_prompt_length=template.soft_prompt_length)
+            context.update(template_preview_run(entity_type=template.entity_type, text=text,
+                                                anchor_words=anchor_words, sample=sample))
+        except (TemplateError, ValueError) as error:
+            context["error"] = str(error)
+        except extraction.ModelUnavailable as error:
+            context["error"] = f"No model to preview with: {error}"
+        return TemplateResponse(request, "admin/consult/prompttemplate/preview.html", context)
 
     def revert_view(self, request, template_id: int, version: int):
         template = get_object_or_404(PromptTemplate, pk=template_id)
@@ -183,18 +271,48 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/consult/prompttemplate/revert_confirm.html", context)
 
 
+# Template preview ---------------------------------------------------------------------------------------
+
+# A patient-style message with a symptom, a condition, a medicine, a body part, a duration and a severity.
+PREVIEW_SAMPLE = ("I've had a really bad headache and a stiff neck since Tuesday. I have asthma and took "
+                  "two paracetamol this morning, but I don't have a rash.")
+
+
+def template_preview_sample() -> str:
+    return PREVIEW_SAMPLE
+
+
+def template_preview_run(*, entity_type: str, text: str, anchor_words: list[str], sample: str) -> dict:
+    """{"before": [...], "after": [...], "sample_segments_*"}: the sample's entities with the active templates
+    (what the workers use now) and with `text` as the `entity_type` template; entities as {"type", "text",
+    "start", "end", "score", "changed"} where `changed` marks those the other side does not have."""
+    overrides, version = selectors.prompt_templates_active()
+    before = extraction.preview_extract(overrides=overrides, text=sample).entities
+    edited = {**overrides, entity_type: {"template": text, "anchor": anchor_words[0]}}
+    after = extraction.preview_extract(overrides=edited, text=sample).entities
+
+    def rows(entities, other):
+        other_keys = {(e["start"], e["end"], e["type"]) for e in other}
+        return [{"type": e["type"], "text": e["text"], "start": e["start"], "end": e["end"],
+                 "score": round(e["score"], 2), "changed": (e["start"], e["end"], e["type"]) not in other_keys}
+                for e in entities]
+
+    return {"before": rows(before, after), "after": rows(after, before), "active_version": version,
+            "entity_type_focus": entity_type}
+
+
 # Review records (read-only: written by the clinician workspace) --------------------------------------
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+@admin.register(ClinicianNote)
+class ClinicianNoteAdmin(ReadOnlyAdmin):
+    list_display = ("consultation", "updated_by_name", "updated_at", "case_page")
+    fields = ("case_page", "consultation", "text", "updated_by_name", "updated_at")
+    readonly_fields = fields
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    @admin.display(description="Case page")
+    def case_page(self, note: ClinicianNote) -> str:
+        return workspace_link(note.consultation_id, anchor="#note-title")
 
 
 @admin.register(AuditEvent)
@@ -253,17 +371,9 @@ class TriageRuleAdmin(FileBackedAdmin):
     change_list_template_name = "admin/consult/triage_rules.html"
 
     def page_context(self, request) -> dict:
-        import json
+        from consult.triage import knowledge_load
+        from consult.triage.knowledge import KNOWLEDGE_DIR
 
-        from consult.triage import TriageEngine
-        from consult.triage.engine import RULES_PATH
-
-        engine = TriageEngine.default()
-        rules = [
-            {"id": rule.id, "kind": rule.kind, "description": rule.description, "urgency": rule.urgency,
-             "slot": rule.slot, "text": rule.text or rule.advice or "",
-             "source": json.dumps(dict(rule.source), indent=2, ensure_ascii=False)}
-            for rule in engine.rules
-        ]
-        return {"rules": rules, "rules_path": str(RULES_PATH), "urgency_advice": engine.urgency_advice,
-                "stop_questions_at": engine.stop_questions_at}
+        knowledge = knowledge_load()
+        return {"knowledge": knowledge, "knowledge_dir": str(KNOWLEDGE_DIR),
+                "findings": list(knowledge.findings.values()), "sources": list(knowledge.sources.values())}

@@ -23,18 +23,28 @@ NOT_THE_PATIENTS = frozenset({"family", "hypothetical"})
 
 @functools.lru_cache(maxsize=1)
 def _triage_rules() -> dict[str, Any]:
-    from consult.triage import TriageEngine
+    from consult.triage import knowledge_load
 
-    return {rule.id: rule for rule in TriageEngine.default().rules}
+    return {rule.id: rule for rule in knowledge_load().red_flags}
 
 
 def triage_rule_kind(*, rule_id: str) -> str | None:
-    rule = _triage_rules().get(rule_id)
-    return rule.kind if rule is not None else None
+    """'red_flag' for a knowledge-base red flag, 'question' for an interview question, 'disposition' for the
+    other reasons behind a level (a complaint's baseline, the differential, an earlier level kept)."""
+    if rule_id in _triage_rules():
+        return "red_flag"
+    if rule_id == "complaint" or ":" in rule_id:
+        return "question"
+    return "disposition"
 
 
 def red_flag_rule_ids() -> list[str]:
-    return [rule_id for rule_id, rule in _triage_rules().items() if rule.kind == "red_flag"]
+    return list(_triage_rules())
+
+
+def triage_decision(*, consultation: Consultation) -> dict[str, Any]:
+    """The interview's latest decision as stored by services.consultation_triage (TriageDecision.to_dict())."""
+    return (consultation.triage_state or {}).get("decision") or {}
 
 
 # Case list ---------------------------------------------------------------------------------------------
@@ -99,9 +109,9 @@ def chief_complaint(*, consultation: Consultation) -> str:
     """One line for the case list: the main symptom(s) triage recorded, else the first symptoms in the record
     that the patient does not deny, else the start of the first patient message; "" before any message.
     Reads `consultation.record_items` and `consultation.messages` (prefetch them for a list)."""
-    filled = (consultation.triage_state or {}).get("filled_slots") or {}
-    if filled.get("main_symptoms"):
-        text = str(filled["main_symptoms"])
+    complaints = (triage_decision(consultation=consultation).get("record") or {}).get("complaints") or []
+    if complaints:
+        text = ", ".join(complaints)
     else:
         symptoms = [item.text for item in consultation.record_items.all()
                     if item.type == RecordItem.Type.SYMPTOM and item.assertion not in NOT_PRESENT | NOT_THE_PATIENTS]
@@ -183,24 +193,22 @@ class AskedQuestion:
 
 
 def questions_asked(*, consultation: Consultation, messages: list[Message]) -> list[AskedQuestion]:
-    """The follow-up questions the assistant asked, each with the patient's reply and the value triage took."""
-    rules = _triage_rules()
-    filled = (consultation.triage_state or {}).get("filled_slots") or {}
-    patient_messages = [m for m in messages if m.role == Message.Role.PATIENT]
+    """The follow-up questions the assistant asked, each with the patient's reply (the message that answered it)."""
+    answered = (consultation.triage_state or {}).get("answered") or {}
+    by_question: dict[str, list[Message]] = {}
+    for message in messages:
+        if message.role == Message.Role.PATIENT and answered.get(str(message.id)):
+            by_question.setdefault(answered[str(message.id)], []).append(message)
     questions = []
     for event in consultation.triage_events.order_by("created_at", "id"):
-        rule = rules.get(event.rule_id)
-        if rule is None or rule.kind != "question":
+        if triage_rule_kind(rule_id=event.rule_id) != "question":
             continue
-        asked_after = next((m for m in patient_messages if m.id == event.message_id), None)
-        answer = None
-        if asked_after is not None:
-            later = [m for m in patient_messages if (m.created_at, m.id) > (asked_after.created_at, asked_after.id)]
-            answer = later[0].text if later else None
+        replies = by_question.get(event.rule_id) or []
+        reply = next((m for m in replies if m.id > (event.message_id or 0)), None)
         questions.append(AskedQuestion(
-            slot=rule.slot or "", label=rule.label or rule.slot or "", text=rule.text or "",
-            asked_after_message_id=event.message_id, answer_text=answer,
-            value=filled.get(rule.slot), answered=rule.slot in filled,
+            slot=event.rule_id, label=event.rule_id.partition(":")[2] or event.rule_id,
+            text=event.reason.removeprefix("Asked: "), asked_after_message_id=event.message_id,
+            answer_text=reply.text if reply else None, value=reply.text if reply else None, answered=reply is not None,
         ))
     return questions
 
@@ -250,17 +258,24 @@ def _entry_phrase(entry: RecordEntry) -> str:
 def case_summary_text(*, consultation: Consultation, record: dict[str, list[RecordEntry]],
                       questions: list[AskedQuestion], steps: list[TriageStep], note: str = "") -> str:
     """Plain text a clinician can paste into a note: chief complaint, history, medications, red flags."""
-    filled = (consultation.triage_state or {}).get("filled_slots") or {}
+    decided = triage_decision(consultation=consultation).get("record") or {}
 
     def present(entries: list[RecordEntry]) -> list[RecordEntry]:
         return [e for e in entries if e.assertion not in NOT_PRESENT | NOT_THE_PATIENTS]
 
     symptoms = present(record["symptoms"])
-    chief = filled.get("main_symptoms") or ", ".join(e.text for e in symptoms[:3]) or "not stated"
+    chief = ", ".join(decided.get("complaints") or []) or ", ".join(e.text for e in symptoms[:3]) or "not stated"
     history = []
-    for slot, label in (("duration", "Onset/duration"), ("severity", "Severity")):
-        if filled.get(slot):
-            history.append(f"{label}: {filled[slot]}.")
+    demographics = [f"age {decided['age']:g}" if decided.get("age") is not None else "",
+                    decided.get("sex") or "", "pregnant" if decided.get("pregnant") else ""]
+    if any(demographics):
+        history.append("Patient: " + ", ".join(d for d in demographics if d) + ".")
+    if decided.get("duration"):
+        history.append(f"Onset/duration: {decided['duration']}.")
+    if decided.get("severity") is not None:
+        history.append(f"Severity: {decided['severity']}/10.")
+    if decided.get("habits"):
+        history.append("Habits: " + ", ".join(decided["habits"]) + ".")
     if symptoms:
         history.append("Reports: " + "; ".join(_entry_phrase(e) for e in symptoms) + ".")
     denied = [e.text for section in record.values() for e in section if e.assertion in NOT_PRESENT]
@@ -269,7 +284,7 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
     diseases = present(record["diseases"])
     if diseases:
         history.append("Conditions: " + "; ".join(_entry_phrase(e) for e in diseases) + ".")
-    elif "conditions" in filled and filled["conditions"] is None:
+    elif "conditions" in (decided.get("declined") or []):
         history.append("Conditions: none reported.")
     family = [e.text for section in record.values() for e in section if e.assertion == "family"]
     if family:
@@ -278,10 +293,10 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
     drugs = present(record["drugs"])
     if drugs:
         medications = "; ".join(_entry_phrase(e) for e in drugs)
-    elif "medications" in filled and filled["medications"] is None:
+    elif "medications" in (decided.get("declined") or []):
         medications = "none reported"
     else:
-        medications = filled.get("medications") or "not stated"
+        medications = ", ".join(decided.get("medications") or []) or "not stated"
 
     red_flags = list(dict.fromkeys(s.reason for s in steps if s.is_red_flag))
     urgency = Urgency(consultation.urgency).label if consultation.urgency else "not assessed yet"
@@ -292,6 +307,10 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
         "Red flags: " + ("; ".join(red_flags) if red_flags else "none identified"),
         f"Triage: {urgency}",
     ]
+    differential = triage_decision(consultation=consultation).get("differential") or []
+    if differential:
+        lines.append("Differential (DDXPlus, for clinicians only): " + "; ".join(
+            f"{d['pathology']} ({d['icd10']}, severity {d['severity']}) {d['probability']:.0%}" for d in differential))
     if note:
         lines.append(f"Clinician note: {note}")
     return "\n".join(lines)

@@ -6,15 +6,18 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from consult.vocabulary import URGENCY_LABELS
+
 
 class Urgency(models.TextChoices):
     """Five levels, most urgent first; `rank` orders them so that urgency can only rise."""
 
-    EMERGENCY_AMBULANCE = "emergency_ambulance", "Call an ambulance now"
-    EMERGENCY = "emergency", "Go to an emergency department now"
-    CONSULTATION_24 = "consultation_24", "See a doctor within 24 hours"
-    CONSULTATION = "consultation", "Book an appointment with a doctor"
-    SELF_CARE = "self_care", "Self-care"
+    # Values and labels from consult.vocabulary, the one definition.
+    EMERGENCY_AMBULANCE = "emergency_ambulance", URGENCY_LABELS["emergency_ambulance"]
+    EMERGENCY = "emergency", URGENCY_LABELS["emergency"]
+    CONSULTATION_24 = "consultation_24", URGENCY_LABELS["consultation_24"]
+    CONSULTATION = "consultation", URGENCY_LABELS["consultation"]
+    SELF_CARE = "self_care", URGENCY_LABELS["self_care"]
 
     @classmethod
     def rank(cls, value: str | None) -> int:

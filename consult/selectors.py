@@ -136,13 +136,16 @@ def consultation_state_get(*, consultation: Consultation) -> dict[str, Any]:
 
     pending_question = (consultation.triage_state or {}).get("pending_question")
     next_question = (
-        {"slot": pending_question.get("slot"), "text": pending_question.get("text")}
+        {"id": pending_question.get("id"), "text": pending_question.get("text")}
         if consultation.status == Consultation.Status.OPEN and pending_question
         else None
     )
+    decision = (consultation.triage_state or {}).get("decision") or {}
     return {
         "id": str(consultation.id),
         "status": consultation.status,
+        # What the patient should do: the interview's advice for the level it reached (red flag or disposition).
+        "advice": decision.get("advice") or "",
         "urgency": consultation.urgency,
         "urgency_label": Urgency(consultation.urgency).label if consultation.urgency else None,
         "summary": consultation.summary,

@@ -116,10 +116,8 @@ def message_create(*, consultation: Consultation, text: Any) -> Message:
     text = message_text_validate(text=text)
     with transaction.atomic():
         consultation = Consultation.objects.select_for_update().get(pk=consultation.pk)
-        if consultation.status != Consultation.Status.OPEN:
-            raise MessageRejected(
-                "This consultation is complete. Please start a new consultation.", code="closed"
-            )
+        # A concluded consultation takes more messages: the patient may add "my neck is stiff" after the
+        # verdict, and the interview re-triages (the urgency never falls).
         message = Message.objects.create(
             consultation=consultation, role=Message.Role.PATIENT, text=text, status=Message.Status.QUEUED
         )
@@ -218,101 +216,90 @@ def message_entities_replace(
 
 
 @functools.lru_cache(maxsize=1)
-def _triage_engine():
-    from consult.triage import TriageEngine
+def triage_engine_get():
+    """The interview engine, built once per process: the knowledge base, the DDXPlus differential when
+    settings.DDXPLUS_DIR holds DDXPlus (else the knowledge base alone) and ner_engine's assertion rules."""
+    from consult.triage import DifferentialModel, TriageEngine, knowledge_load
 
-    return TriageEngine.default()
+    differential = None
+    directory = settings.DDXPLUS_DIR
+    if directory and (directory / "release_conditions.json").exists():
+        differential = DifferentialModel.from_directory(directory)
+    else:
+        logger.warning("DDXPlus not found at %s: the interview runs without its differential", directory)
+    return TriageEngine(knowledge_load(), differential=differential, assertion_of=extraction.assertions_detect)
 
 
-def _triage_input_build(*, consultation: Consultation, message: Message):
-    from consult.triage import TriageInput
+def _triage_input_build(*, consultation: Consultation, message: Message, answered: dict[str, str]):
+    from consult.triage import TriageInput, Turn
 
-    patient_texts = tuple(
+    messages = list(
         consultation.messages.filter(role=Message.Role.PATIENT, created_at__lte=message.created_at)
         .exclude(status=Message.Status.FAILED)
         .order_by("created_at", "id")
-        .values_list("text", flat=True)
+        .prefetch_related("entities")
     )
-    entities: list[dict[str, Any]] = []
-    for record_item in consultation.record_items.prefetch_related("mentions").order_by("first_seen_at", "id"):
-        attributes: dict[str, Any] = {}
-        for mention in record_item.mentions.all():
-            attributes.update(mention.attributes or {})
-        entity: dict[str, Any] = {"type": record_item.type, "text": record_item.text}
-        if record_item.assertion:
-            entity["assertion"] = record_item.assertion
-        if attributes:
-            entity["attributes"] = attributes
-        entities.append(entity)
-    # Types outside the record (duration, severity, anatomy) still inform triage.
-    for mention in Entity.objects.filter(
-        message__consultation=consultation, record_item__isnull=True, message__created_at__lte=message.created_at
-    ).order_by("message__created_at", "start"):
-        entity = {"type": mention.type, "text": mention.text}
-        if mention.assertion:
-            entity["assertion"] = mention.assertion
-        if mention.attributes:
-            entity["attributes"] = mention.attributes
-        entities.append(entity)
-
-    state = consultation.triage_state or {}
-    return TriageInput(
-        patient_texts=patient_texts,
-        entities=tuple(entities),
-        filled_slots=dict(state.get("filled_slots") or {}),
-        asked_slots=frozenset(state.get("asked_slots") or ()),
-        pending_slot=state.get("pending_slot"),
-        urgency=consultation.urgency,
-    )
+    turns = []
+    for patient_message in messages:
+        entities = tuple(
+            {"start": e.start, "end": e.end, "type": e.type, "text": e.text,
+             "attributes": {**(e.attributes or {}), "assertion": e.assertion}}
+            for e in patient_message.entities.all()
+        )
+        turns.append(Turn(text=patient_message.text, entities=entities, answered=answered.get(str(patient_message.id))))
+    # The questions asked after the earlier messages, in order; this message's own question is decided now.
+    asked_after = (consultation.triage_state or {}).get("asked") or {}
+    asked = tuple(asked_after[str(m.id)] for m in messages if m.id != message.id and asked_after.get(str(m.id)))
+    return TriageInput(turns=tuple(turns), asked=asked, previous_urgency=consultation.urgency)
 
 
 def _reply_text_build(*, decision) -> str:
-    parts = [part for part in (decision.advice, decision.question.text if decision.question else None) if part]
-    if decision.complete and decision.summary:
-        parts.append(decision.summary)
-    return "\n\n".join(parts) or FALLBACK_REPLY
+    if decision.concluded:
+        return decision.summary or FALLBACK_REPLY
+    parts = [decision.advice, decision.question.text if decision.question else None]
+    return "\n\n".join(part for part in parts if part) or FALLBACK_REPLY
 
 
 def consultation_triage(*, consultation: Consultation, message: Message) -> Message:
-    """Run the triage engine over the record, store its reply, urgency, state and reasons.
+    """Run the interview over the whole conversation; store its reply, urgency, state and reasons.
 
-    Call inside a transaction holding the consultation's row lock. Returns the assistant's reply.
+    Call inside a transaction holding the consultation's row lock. Returns the assistant's reply. The message
+    answers the question that was pending when it was processed; the urgency never falls.
     """
-    decision = _triage_engine().decide(_triage_input_build(consultation=consultation, message=message))
-
     state = dict(consultation.triage_state or {})
-    asked_slots = set(state.get("asked_slots") or ())
+    answered = dict(state.get("answered") or {})
+    pending = state.get("pending_question") or {}
+    answered.setdefault(str(message.id), pending.get("id"))
+    decision = triage_engine_get().decide(
+        _triage_input_build(consultation=consultation, message=message, answered=answered)
+    )
+    # {patient message id: the question asked after it}: re-processing a message rewrites its own entry.
+    asked = {key: value for key, value in (state.get("asked") or {}).items() if key != str(message.id)}
     question = decision.question
     if question is not None:
-        asked_slots.add(question.slot)
+        asked[str(message.id)] = question.id
     consultation.triage_state = {
-        "filled_slots": dict(decision.filled_slots),
-        "asked_slots": sorted(asked_slots),
-        "pending_slot": question.slot if question else None,
-        "pending_question": (
-            {"slot": question.slot, "text": question.text, "rule_id": question.rule_id} if question else None
-        ),
+        "answered": answered,
+        "asked": asked,
+        "pending_question": {"id": question.id, "text": question.text} if question else None,
+        "decision": decision.to_dict(),
     }
-    # Urgency only rises: a later calm answer never cancels an earlier red flag.
-    if decision.urgency and Urgency.rank(decision.urgency) > Urgency.rank(consultation.urgency):
+    if Urgency.rank(decision.urgency) > Urgency.rank(consultation.urgency):
         consultation.urgency = decision.urgency
-    if decision.summary:
-        consultation.summary = decision.summary
-    if decision.complete:
-        consultation.status = Consultation.Status.CLOSED
+    consultation.summary = decision.summary or ""
+    consultation.status = Consultation.Status.CLOSED if decision.concluded else Consultation.Status.OPEN
     consultation.save(update_fields=["triage_state", "urgency", "summary", "status", "updated_at"])
 
     TriageEvent.objects.filter(message=message).delete()
-    TriageEvent.objects.bulk_create(
-        TriageEvent(
-            consultation=consultation,
-            message=message,
-            rule_id=fired.rule_id,
-            reason=fired.reason,
-            urgency=fired.urgency,
-        )
-        for fired in decision.fired
-    )
+    events = [
+        TriageEvent(consultation=consultation, message=message, rule_id=reason.rule_id, reason=reason.describe(),
+                     urgency=reason.urgency)
+        for reason in decision.reasons
+    ]
+    if question is not None:
+        events.append(TriageEvent(consultation=consultation, message=message, rule_id=question.id,
+                                  reason=f"Asked: {question.text}", urgency=None))
+    TriageEvent.objects.bulk_create(events)
 
     reply, _ = Message.objects.update_or_create(
         reply_to=message,

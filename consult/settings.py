@@ -21,6 +21,9 @@ NER_TORCH_THREADS       Torch threads per worker process, set when the process s
                         cores more threads wait on each other; scale with worker processes instead).
 NER_PRECISION           fp32 (default) | int8: CPU workers may run the encoder int8-quantised (about twice as fast;
                         F1 cost in the README); GPU workers always run fp32 with autocast.
+DDXPLUS_DIR             DDXPlus's folder (release_conditions.json, release_evidences.json and the patients file) for the
+                        interview's differential (default ../shared/data/DDXPlus beside the project; absent: knowledge
+                        base only).
 NER_WARM_CONTEXT        "0" skips loading the clinical-context vocabularies at worker start (default on;
                         off, the first message with a symptom, condition or medicine loads them instead).
 MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default 2000). Longer
@@ -279,6 +282,9 @@ NER_WARM_CONTEXT = env_bool("NER_WARM_CONTEXT", default=True)
 NER_PRECISION = os.environ.get("NER_PRECISION", "fp32")
 if NER_PRECISION not in ("int8", "fp32"):
     raise ImproperlyConfigured(f"NER_PRECISION must be int8 or fp32, not {NER_PRECISION!r}")
+# DDXPlus (CC-BY 4.0; never copied into the project): the interview's differential and its questions. Without
+# it the interview runs on the knowledge base in consult/triage/knowledge/ alone.
+DDXPLUS_DIR = Path(os.environ.get("DDXPLUS_DIR", BASE_DIR.parent / "shared" / "data" / "DDXPlus"))
 MESSAGE_MAX_CHARS = int(os.environ.get("MESSAGE_MAX_CHARS", "2000"))
 MESSAGE_PROCESS_MAX_RETRIES = int(os.environ.get("MESSAGE_PROCESS_MAX_RETRIES", "3"))
 WEBSOCKET_AUTH_TIMEOUT_S = float(os.environ.get("WEBSOCKET_AUTH_TIMEOUT_S", "15"))

@@ -4,8 +4,8 @@ urgency their severities imply.
 Source: DDXPlus (Fansi Tchango et al., "DDXPlus: A New Dataset For Automatic Medical Diagnosis", NeurIPS 2022
 Datasets and Benchmarks; CC-BY 4.0), read at run time from `DDXPLUS_DIR` (the shared data folder; never copied
 into the project). The pathologies' severity (1 most severe ... 5), ICD-10 codes and the evidences with the
-questions a doctor asks come from its knowledge base; P(evidence | pathology) is estimated from the dev half of
-its test patients (`patients_split`), smoothed towards the knowledge base's lists: an evidence the knowledge base
+questions a doctor asks come from its knowledge base; P(evidence | pathology) and the pathologies' frequencies are estimated from the dev
+half of its test patients (`patients_split`), smoothed towards the knowledge base's lists: an evidence the knowledge base
 lists for a pathology has prior probability `LISTED_PRIOR`, any other `UNLISTED_PRIOR`.
 
 Model: naive Bayes over the binary evidences (symptoms and antecedents) plus age band and sex. Question
@@ -61,6 +61,17 @@ def patients_read(directory: Path) -> list[Patient]:
         ]
 
 
+def evidences_binary(evidences: frozenset[str] | set[str]) -> set[str]:
+    """The yes/no evidences a patient has: the binary ones ("E_91") and the yes/no categorical ones with a
+    value other than their "N" default V_10 ("E_204_@_V_1", travelled to West Africa -> "E_204")."""
+    binary = set()
+    for evidence in evidences:
+        name, _, value = evidence.partition("_@_")
+        if not value or value != "V_10":
+            binary.add(name)
+    return binary
+
+
 @dataclass(frozen=True)
 class Evidence:
     name: str
@@ -91,7 +102,10 @@ class DifferentialModel:
         self.pathologies: list[str] = sorted(conditions)
         self.severity = np.array([int(conditions[p]["severity"]) for p in self.pathologies])  # [D]
         self.icd10 = [str(conditions[p]["icd10-id"]) for p in self.pathologies]
-        binary = sorted((n for n, e in evidences.items() if e["data_type"] == "B"), key=lambda n: int(n[2:]))
+        # Yes/no evidences: type B, and the categorical ones whose values are N (V_10, the default) or not N.
+        binary = sorted((n for n, e in evidences.items()
+                         if e["data_type"] == "B" or (e["data_type"] == "C" and e["default_value"] == "V_10")),
+                        key=lambda n: int(n[2:]))
         self.evidences = [
             Evidence(n, str(evidences[n]["question_en"]), bool(evidences[n]["is_antecedent"])) for n in binary
         ]
@@ -111,7 +125,7 @@ class DifferentialModel:
         for patient in patients:
             d = index[patient.pathology]
             n_patients[d] += 1
-            for name in patient.evidences:
+            for name in evidences_binary(patient.evidences):
                 if (e := self.evidence_index.get(name)) is not None:
                     counts[d, e] += 1
             age_counts[d, _age_band(patient.age)] += 1
@@ -119,7 +133,9 @@ class DifferentialModel:
         self.likelihood = (counts + PRIOR_WEIGHT * prior) / (n_patients[:, None] + PRIOR_WEIGHT)  # [D, E]
         self.age_likelihood = age_counts / age_counts.sum(axis=1, keepdims=True)  # [D, A]
         self.sex_likelihood = sex_counts / sex_counts.sum(axis=1, keepdims=True)  # [D, 2]
-        self.prior = np.full(d_count, 1.0 / d_count)  # [D] uniform: the sample's mix is not the population's
+        # [D] how often each pathology occurs among DDXPlus's patients (generated from its epidemiology), add-one
+        # smoothed: a patient who answers "no" to everything is not sent to Ebola.
+        self.prior = (n_patients + 1.0) / (n_patients.sum() + d_count)
 
     @classmethod
     def from_directory(cls, directory: str | Path, *, split: str = "dev") -> DifferentialModel:

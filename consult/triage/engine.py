@@ -1,712 +1,534 @@
-"""Rule-based triage: next follow-up question, urgency and red-flag advice for a consultation.
+"""The consultation interview: presenting complaint -> its red-flag questions -> questions that separate the
+likely pathologies -> general questions -> a disposition. Pure Python (never imports Django).
 
-Pure Python (never imports Django) so the web app, the Celery worker and the tests share it.
-The medical knowledge lives in ``rules.json`` next to this file; this module is only the
-interpreter. Every decision lists the rules that fired and the evidence they fired on.
+Every call rebuilds the evidence from the whole conversation (`Turn`s: each patient message, its extracted
+mentions and the question it answered), so that a later message can add, correct or negate a finding.
 
-Rule kinds, evaluated in this order on every call:
-
-``slot``        fills a slot from evidence (first matching rule per slot wins). ``"empty": true``
-                rules record the slot as explicitly empty (``None``), e.g. "no medications".
-``none_answer`` a "none"/"no"/"nothing" reply to the pending question empties that slot.
-``red_flag``    raises urgency and tells the patient what to do now.
-``question``    one per slot; file order is the priority order of the follow-up questions.
-``closing``     when the consultation is complete, the first matching rule sets the default
-                urgency; a rule without ``when`` is the fallback.
-
-Conditions (JSON objects with exactly one key):
-
-``{"all": [...]}``, ``{"any": [...]}``, ``{"not": {...}}``
-``{"entity": {types?, terms?, regex?, attributes?, assertions?, exclude_slot?, limit?}}``
-``{"text": {terms?, regex?, latest_only?, negation?}}``   raw patient text
-``{"mention": {types?, terms?, regex?}}``  an entity if the extractor found one, else the raw text
-``{"slot": {name, terms?, regex?, negation?}}``  the value of a slot filled earlier in this call
-``{"pending": "<slot>"}``  the latest message answers this slot's question
-
-``terms`` are lowercase phrases matched on word boundaries (apostrophes and hyphens optional);
-``regex`` are Python regular expressions over lowercased, whitespace-collapsed text.
+Safety rules (issue 11):
+- no urgency until there is a complaint; the interview keeps asking for one;
+- a red flag that says "act now" (call an ambulance, go to an emergency department) concludes at once;
+- never self-care until the complaint's red-flag questions are answered or declined; a declined ("not sure")
+  red-flag question counts as present for the red flag, and any declined red-flag question keeps the
+  disposition at "see a doctor" or above;
+- the urgency never falls below what an earlier turn of the same conversation reached (`previous_urgency`);
+- every level lists the rules and evidence behind it, each rule once.
 """
 from __future__ import annotations
 
 import functools
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-URGENCY_LEVELS: tuple[str, ...] = (
-    "emergency_ambulance",
-    "emergency",
-    "consultation_24",
-    "consultation",
-    "self_care",
-)  # most urgent first
-SLOTS: tuple[str, ...] = ("main_symptoms", "duration", "severity", "medications", "conditions")
-ASSERTIONS: tuple[str, ...] = ("present", "absent", "possible", "historical", "hypothetical", "family")
-# The product spec: these assertions mean the patient does not currently have the finding.
-BLOCKED_ASSERTIONS: frozenset[str] = frozenset({"absent", "family", "hypothetical"})
-URGENCY_LABELS: Mapping[str, str] = {
-    "emergency_ambulance": "emergency (call an ambulance)",
-    "emergency": "emergency (go to an emergency department now)",
-    "consultation_24": "see a doctor within 24 hours",
-    "consultation": "see a doctor in the next few days",
-    "self_care": "self-care",
+from consult.triage import evidence as ev
+from consult.triage.differential import DifferentialModel, Ranked
+from consult.triage.knowledge import Complaint, KnowledgeBase, RedFlag, knowledge_load
+from consult.vocabulary import URGENCY_ACT_NOW, URGENCY_LABELS, urgency_max, urgency_rank
+
+COMPLAINT_QUESTION = (
+    "Please tell me, in your own words, what is bothering you today: what you feel, where, and since when."
+)
+COMPLAINT_AGAIN = (
+    "I'm here to help. I can only give advice once I know what the problem is: what symptoms do you have?"
+)
+PAIN_SITE_QUESTION = "Where exactly is the pain?"
+# The general questions asked once each, in this order, after the complaint's own questions.
+GENERAL_ORDER = ("duration", "severity", "age", "sex", "pregnancy", "medications", "conditions", "allergies")
+URGENCY_ADVICE: Mapping[str, str] = {
+    "emergency_ambulance": "Call 999 (or your local emergency number) for an ambulance now.",
+    "emergency": "Go to the nearest emergency department now. If you cannot get there safely, call 999.",
+    "consultation_24": "Please speak to a doctor within the next 24 hours (your GP, or NHS 111). "
+                       "If it gets worse, seek urgent care.",
+    "consultation": "Please book an appointment with your doctor in the next few days. "
+                    "If it gets worse or new symptoms appear, seek care sooner.",
+    "self_care": "This can usually be looked after at home: rest, fluids and a pharmacist's advice. "
+                 "See a doctor if it gets worse or does not improve within a few days.",
 }
-RULES_PATH = Path(__file__).with_name("rules.json")
 
 
-# --------------------------------------------------------------------------- public data types
+@dataclass(frozen=True)
+class TriageSettings:
+    """Interview limits and the differential's urgency thresholds, chosen on the DDXPlus dev half
+    (bench/ddxplus_triage.py)."""
+
+    differential_questions: int = 10  # most DDXPlus questions per interview
+    differential_stop_probability: float = 0.9  # stop asking once the top pathology reaches this
+    differential_min_gain: float = 0.02  # bits; below this a question is not worth asking
+    severity_thresholds: tuple[float, float, float, float] = (0.2, 0.25, 0.4, 0.5)  # P(severity <= k), k = 1..4
+    secondary_complaint_questions: int = 3
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One patient message: its text, the extractor's mentions ({"start","end","type","text","attributes"})
+    and the id of the question it answered (None for the first message)."""
+
+    text: str
+    entities: tuple[Mapping[str, Any], ...] = ()
+    answered: str | None = None
 
 
 @dataclass(frozen=True)
 class TriageInput:
-    patient_texts: tuple[str, ...]  # oldest first; the last one answers `pending_slot`
-    entities: tuple[dict, ...]  # merged record items {"type", "text", "assertion"?, "attributes"?}
-    filled_slots: Mapping[str, str | None]  # None = explicitly empty ("none")
-    asked_slots: frozenset[str]
-    pending_slot: str | None
-    urgency: str | None
+    turns: tuple[Turn, ...]  # oldest first
+    asked: tuple[str, ...] = ()  # question ids asked so far, in order (repeats included)
+    previous_urgency: str | None = None
 
 
 @dataclass(frozen=True)
 class Question:
-    slot: str
+    id: str  # "complaint" | "finding:<id>" | "ddx:<E_xx>" | "general:<id>" | "site:pain"
     text: str
-    rule_id: str
 
 
 @dataclass(frozen=True)
-class FiredRule:
+class Reason:
     rule_id: str
-    reason: str
+    description: str
     urgency: str | None
+    evidence: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.description} (evidence: {', '.join(self.evidence)})" if self.evidence else self.description
 
 
 @dataclass(frozen=True)
 class TriageDecision:
     urgency: str | None
-    filled_slots: dict[str, str | None]
     question: Question | None
-    fired: tuple[FiredRule, ...]
-    advice: str | None  # what to do now; set only when a red flag fired
-    summary: str | None  # closing summary, set only when complete
-    complete: bool
+    concluded: bool
+    advice: str | None
+    reasons: tuple[Reason, ...]
+    red_flags: tuple[str, ...]
+    complaints: tuple[str, ...]  # complaint ids, chief complaint first
+    differential: tuple[Ranked, ...]
+    record: dict[str, Any]  # findings and the patient's fields, JSON-ready
+    summary: str | None  # for the patient, once concluded
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "urgency": self.urgency,
-            "filled_slots": dict(self.filled_slots),
-            "question": None
-            if self.question is None
-            else {"slot": self.question.slot, "text": self.question.text, "rule_id": self.question.rule_id},
-            "fired": [{"rule_id": f.rule_id, "reason": f.reason, "urgency": f.urgency} for f in self.fired],
+            "question": None if self.question is None else {"id": self.question.id, "text": self.question.text},
+            "concluded": self.concluded,
             "advice": self.advice,
+            "reasons": [
+                {"rule_id": r.rule_id, "reason": r.describe(), "urgency": r.urgency} for r in self.reasons
+            ],
+            "red_flags": list(self.red_flags),
+            "complaints": list(self.complaints),
+            "differential": [
+                {"pathology": r.pathology, "icd10": r.icd10, "severity": r.severity, "probability": round(r.probability, 4)}
+                for r in self.differential
+            ],
+            "record": self.record,
             "summary": self.summary,
-            "complete": self.complete,
         }
 
 
-def urgency_rank(level: str) -> int:
-    """0 is the most urgent level."""
-    return URGENCY_LEVELS.index(level)
-
-
-def more_urgent(a: str | None, b: str | None) -> str | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if urgency_rank(a) <= urgency_rank(b) else b
-
-
-# --------------------------------------------------------------------------- text helpers
-
-
-def normalise(text: str) -> str:
-    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u00b4", "'")
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-# NegEx-style: a cue within a few words before the phrase, in the same clause. The scope ends at
-# punctuation and "but" on purpose: "No, I have chest pain" must still fire. "can't"/"cannot" are
-# not cues because patients use them to describe symptoms ("I can't breathe").
-_NEGATION_CUES = frozenset(
-    """no not never without deny denies denied denying neither nor don't dont doesn't doesnt
-    didn't didnt haven't havent hasn't hasnt hadn't isn't isnt aren't arent wasn't wasnt
-    weren't won't wont""".split()
-)
-_PSEUDO_NEGATIONS = frozenset(
-    {("no", "idea"), ("no", "matter"), ("no", "doubt"), ("not", "sure"), ("not", "only"), ("not", "just")}
-)
-_NEGATION_WINDOW = 5
-_CLAUSE_BREAK = re.compile(r"[.!?;:,\n]|\b(?:but|however|although|though|except)\b")
-_TOKEN = re.compile(r"[a-z']+")
-
-
-def is_negated(text: str, start: int) -> bool:
-    """Whether the phrase starting at `start` of normalised `text` is preceded by a negation cue."""
-    prefix = text[:start]
-    last_break = None
-    for last_break in _CLAUSE_BREAK.finditer(prefix):
-        pass
-    if last_break is not None:
-        prefix = prefix[last_break.end() :]
-    tokens = _TOKEN.findall(prefix)[-_NEGATION_WINDOW:]
-    for i, token in enumerate(tokens):
-        following = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if token in _NEGATION_CUES and (token, following) not in _PSEUDO_NEGATIONS:
-            return True
-    return False
-
-
-def _term_regex(term: str) -> str:
-    escaped = re.escape(normalise(term))
-    escaped = escaped.replace(r"\ ", r"\s+").replace(r"\-", r"[-\s]?").replace("'", "'?")
-    return rf"(?<![\w']){escaped}(?![\w'])"
-
-
-# --------------------------------------------------------------------------- evaluation context
-
-
-@dataclass(frozen=True)
-class Evidence:
-    source: str  # e.g. "entity SYMPTOM", "text", "slot severity"
-    value: str
-
-    def describe(self) -> str:
-        return f"{self.source} '{self.value}'"
-
-
-@dataclass(frozen=True)
-class _Entity:
-    type: str
-    text: str
-    norm: str
-    assertion: str
-    attributes: Mapping[str, Any]
-
-
 @dataclass
-class _Context:
-    texts: tuple[str, ...]  # normalised, oldest first
-    entities: tuple[_Entity, ...]
-    blocked: tuple[str, ...]  # normalised texts of entities the extractor says the patient lacks
-    slots: dict[str, str | None]
-    pending: str | None
-
-
-_ENTITY_KEYS = frozenset({"type", "text", "assertion", "attributes", "start", "end", "score"})
-
-
-def _infer_assertion(norm: str, texts: Sequence[str]) -> str:
-    # Until the extractor reports assertions, a mention that only ever appears negated is absent.
-    pattern = re.compile(_term_regex(norm))
-    hits = [is_negated(text, m.start()) for text in texts for m in pattern.finditer(text)]
-    return "absent" if hits and all(hits) else "present"
-
-
-def _read_entity(item: Any, texts: Sequence[str]) -> _Entity | None:
-    if not isinstance(item, Mapping):
-        return None
-    text = item.get("text")
-    if not isinstance(text, str) or not normalise(text):
-        return None
-    attributes: dict[str, Any] = {}
-    if isinstance(item.get("attributes"), Mapping):
-        attributes.update(item["attributes"])
-    # Entity.to_dict() flattens attributes into the item itself.
-    attributes.update({k: v for k, v in item.items() if k not in _ENTITY_KEYS and isinstance(k, str)})
-    assertion = item.get("assertion", attributes.get("assertion"))
-    norm = normalise(text)
-    if not isinstance(assertion, str) or not assertion.strip():
-        assertion = _infer_assertion(norm, texts)
-    assertion = assertion.strip().lower()
-    if assertion not in ASSERTIONS:
-        assertion = "present"  # unknown labels must not hide a red flag
-    return _Entity(str(item.get("type", "")).upper(), text.strip(), norm, assertion, attributes)
-
-
-# --------------------------------------------------------------------------- conditions
-
-
-class Condition(Protocol):
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        """None when not satisfied; otherwise the evidence (possibly empty)."""
-
-
-@dataclass(frozen=True)
-class AllOf:
-    parts: tuple[Condition, ...]
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        evidence: list[Evidence] = []
-        for part in self.parts:
-            found = part.evaluate(ctx)
-            if found is None:
-                return None
-            evidence.extend(found)
-        return evidence
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    parts: tuple[Condition, ...]
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        results = [found for part in self.parts if (found := part.evaluate(ctx)) is not None]
-        return None if not results else [e for found in results for e in found]
-
-
-@dataclass(frozen=True)
-class Not:
-    part: Condition
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        return [] if self.part.evaluate(ctx) is None else None
-
-
-@dataclass(frozen=True)
-class EntityMatch:
-    types: frozenset[str] | None
-    pattern: re.Pattern[str] | None
-    attributes: tuple[tuple[str, re.Pattern[str]], ...]
-    assertions: frozenset[str]
-    exclude_slot: str | None
-    limit: int | None
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        excluded = normalise(ctx.slots.get(self.exclude_slot) or "") if self.exclude_slot else ""
-        evidence = []
-        for ent in ctx.entities:
-            if self.types is not None and ent.type not in self.types:
-                continue
-            if ent.assertion not in self.assertions:
-                continue
-            if self.pattern is not None and not self.pattern.search(ent.norm):
-                continue
-            if any(not pat.search(normalise(str(ent.attributes.get(k, "")))) for k, pat in self.attributes):
-                continue
-            if excluded and ent.norm in excluded:
-                continue
-            evidence.append(Evidence(f"entity {ent.type}", ent.text))
-        if self.limit is not None:
-            evidence = evidence[: self.limit]
-        return evidence or None
-
-
-@dataclass(frozen=True)
-class TextMatch:
-    pattern: re.Pattern[str]
-    latest_only: bool
-    negation: bool
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        texts = ctx.texts[-1:] if self.latest_only else ctx.texts
-        evidence = []
-        for text in reversed(texts):  # newest first: the latest answer is the best slot value
-            for m in self.pattern.finditer(text):
-                phrase = m.group(0).strip()
-                if not phrase or (self.negation and is_negated(text, m.start())):
-                    continue
-                # The extractor saw this mention and judged it absent/family/hypothetical.
-                if any(phrase in b or b in phrase for b in ctx.blocked):
-                    continue
-                evidence.append(Evidence("text", phrase))
-        return evidence or None
-
-
-@dataclass(frozen=True)
-class Mention:
-    entity: EntityMatch
-    text: TextMatch
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        return self.entity.evaluate(ctx) or self.text.evaluate(ctx)
-
-
-@dataclass(frozen=True)
-class SlotMatch:
-    name: str
-    pattern: re.Pattern[str] | None
-    negation: bool
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        value = ctx.slots.get(self.name)
-        if value is None:
-            return None
-        text = normalise(value)
-        if self.pattern is None:
-            return [Evidence(f"slot {self.name}", value)]
-        for m in self.pattern.finditer(text):
-            if not (self.negation and is_negated(text, m.start())):
-                return [Evidence(f"slot {self.name}", value)]
-        return None
-
-
-@dataclass(frozen=True)
-class Pending:
-    slot: str
-
-    def evaluate(self, ctx: _Context) -> list[Evidence] | None:
-        return [] if ctx.pending == self.slot else None
-
-
-# --------------------------------------------------------------------------- rules and parsing
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    kind: str
-    description: str
-    when: Condition | None = field(default=None, repr=False)
-    urgency: str | None = None
-    advice: str | None = None
-    slot: str | None = None
-    text: str | None = None  # question text
-    label: str | None = None  # slot name as shown in the summary
-    empty: bool = False
-    slots: frozenset[str] | None = None  # none_answer: slots it may empty (None = any)
-    source: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the JSON
-
-
-_RULE_SCHEMA: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    # kind: (required keys, optional keys)
-    "slot": (frozenset({"slot", "when"}), frozenset({"empty"})),
-    "none_answer": (frozenset({"when"}), frozenset({"slots"})),
-    "red_flag": (frozenset({"when", "urgency", "advice"}), frozenset()),
-    "question": (frozenset({"slot", "text", "label"}), frozenset()),
-    "closing": (frozenset({"urgency"}), frozenset({"when"})),
-}
-_COMMON_KEYS = frozenset({"id", "kind", "description"})
-_TOP_KEYS = frozenset({"version", "description", "stop_questions_at", "urgency_advice", "rules"})
-_CONDITION_KEYS: dict[str, frozenset[str]] = {
-    "entity": frozenset({"types", "terms", "regex", "attributes", "assertions", "exclude_slot", "limit"}),
-    "text": frozenset({"terms", "regex", "latest_only", "negation"}),
-    "mention": frozenset({"types", "terms", "regex"}),
-    "slot": frozenset({"name", "terms", "regex", "negation"}),
-}
-
-
-def _fail(where: str, message: str) -> ValueError:
-    return ValueError(f"triage rules: {where}: {message}")
-
-
-def _check_keys(where: str, data: Any, allowed: frozenset[str], required: frozenset[str] = frozenset()) -> None:
-    if not isinstance(data, Mapping):
-        raise _fail(where, f"expected an object, got {type(data).__name__}")
-    unknown = set(data) - allowed
-    if unknown:
-        raise _fail(where, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    missing = required - set(data)
-    if missing:
-        raise _fail(where, f"missing key(s) {sorted(missing)}")
-
-
-def _str_list(where: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-        raise _fail(where, "expected a non-empty list of non-empty strings")
-    return value
-
-
-def _text_str(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(where, "expected a non-empty string")
-    return value
-
-
-def _bool(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(where, "expected true or false")
-    return value
-
-
-def _slot_name(where: str, value: Any) -> str:
-    if value not in SLOTS:
-        raise _fail(where, f"unknown slot {value!r}; expected one of {list(SLOTS)}")
-    return value
-
-
-def _urgency(where: str, value: Any) -> str:
-    if value not in URGENCY_LEVELS:
-        raise _fail(where, f"bad urgency {value!r}; expected one of {list(URGENCY_LEVELS)}")
-    return value
-
-
-def _compile(where: str, spec: Mapping[str, Any], required: bool) -> re.Pattern[str] | None:
-    alternatives = []
-    if "terms" in spec:
-        alternatives += [_term_regex(t) for t in _str_list(f"{where}.terms", spec["terms"])]
-    if "regex" in spec:
-        for pattern in _str_list(f"{where}.regex", spec["regex"]):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise _fail(f"{where}.regex", f"invalid regular expression {pattern!r}: {exc}") from None
-            alternatives.append(pattern)
-    if not alternatives:
-        if required:
-            raise _fail(where, "needs 'terms' or 'regex'")
-        return None
-    # One alternation so the leftmost phrase wins ("not severe" before "severe").
-    return re.compile("|".join(f"(?:{a})" for a in alternatives))
-
-
-def _entity_match(where: str, spec: Mapping[str, Any]) -> EntityMatch:
-    types = None
-    if "types" in spec:
-        types = frozenset(t.upper() for t in _str_list(f"{where}.types", spec["types"]))
-    attributes = []
-    if "attributes" in spec:
-        attrs = spec["attributes"]
-        if not isinstance(attrs, Mapping) or not attrs:
-            raise _fail(f"{where}.attributes", "expected a non-empty object of attribute -> terms")
-        for key, terms in attrs.items():
-            pattern = re.compile("|".join(_term_regex(t) for t in _str_list(f"{where}.attributes.{key}", terms)))
-            attributes.append((key, pattern))
-    assertions = frozenset(ASSERTIONS) - BLOCKED_ASSERTIONS
-    if "assertions" in spec:
-        assertions = frozenset(_str_list(f"{where}.assertions", spec["assertions"]))
-        if unknown := assertions - set(ASSERTIONS):
-            raise _fail(f"{where}.assertions", f"unknown assertion(s) {sorted(unknown)}")
-    limit = spec.get("limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise _fail(f"{where}.limit", "expected a positive integer")
-    exclude = _slot_name(f"{where}.exclude_slot", spec["exclude_slot"]) if "exclude_slot" in spec else None
-    return EntityMatch(types, _compile(where, spec, required=False), tuple(attributes), assertions, exclude, limit)
-
-
-def parse_condition(where: str, data: Any) -> Condition:
-    if not isinstance(data, Mapping) or len(data) != 1:
-        raise _fail(where, "a condition is an object with exactly one key")
-    (op, arg), = data.items()
-    if op in ("all", "any"):
-        if not isinstance(arg, list) or not arg:
-            raise _fail(f"{where}.{op}", "expected a non-empty list of conditions")
-        parts = tuple(parse_condition(f"{where}.{op}[{i}]", c) for i, c in enumerate(arg))
-        return AllOf(parts) if op == "all" else AnyOf(parts)
-    if op == "not":
-        return Not(parse_condition(f"{where}.not", arg))
-    if op == "pending":
-        return Pending(_slot_name(f"{where}.pending", arg))
-    if op not in _CONDITION_KEYS:
-        raise _fail(where, f"unknown condition {op!r}; expected one of all, any, not, pending, {', '.join(_CONDITION_KEYS)}")
-    here = f"{where}.{op}"
-    _check_keys(here, arg, _CONDITION_KEYS[op], frozenset({"name"}) if op == "slot" else frozenset())
-    if op == "entity":
-        return _entity_match(here, arg)
-    if op == "mention":
-        pattern = _compile(here, arg, required=True)
-        entity = _entity_match(here, arg)
-        return Mention(entity, TextMatch(pattern, latest_only=False, negation=True))
-    negation = _bool(f"{here}.negation", arg.get("negation", True))
-    if op == "slot":
-        return SlotMatch(_slot_name(f"{here}.name", arg["name"]), _compile(here, arg, required=False), negation)
-    latest = _bool(f"{here}.latest_only", arg.get("latest_only", False))
-    return TextMatch(_compile(here, arg, required=True), latest, negation)
-
-
-def parse_rule(index: int, data: Any) -> Rule:
-    where = f"rules[{index}]"
-    if isinstance(data, Mapping) and isinstance(data.get("id"), str):
-        where = f"rule {data['id']!r}"
-    if not isinstance(data, Mapping):
-        raise _fail(where, "expected an object")
-    kind = data.get("kind")
-    if kind not in _RULE_SCHEMA:
-        raise _fail(where, f"unknown kind {kind!r}; expected one of {sorted(_RULE_SCHEMA)}")
-    required, optional = _RULE_SCHEMA[kind]
-    _check_keys(where, data, _COMMON_KEYS | required | optional, _COMMON_KEYS | required)
-    rule_id = _text_str(f"{where}.id", data["id"])
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", rule_id):
-        raise _fail(where, "ids are lowercase letters, digits and underscores")
-    slots = None
-    if "slots" in data:
-        slots = frozenset(_slot_name(f"{where}.slots", s) for s in _str_list(f"{where}.slots", data["slots"]))
-    return Rule(
-        id=rule_id,
-        kind=kind,
-        description=_text_str(f"{where}.description", data["description"]),
-        when=parse_condition(f"{where}.when", data["when"]) if "when" in data else None,
-        urgency=_urgency(f"{where}.urgency", data["urgency"]) if "urgency" in data else None,
-        advice=_text_str(f"{where}.advice", data["advice"]) if "advice" in data else None,
-        slot=_slot_name(f"{where}.slot", data["slot"]) if "slot" in data else None,
-        text=_text_str(f"{where}.text", data["text"]) if "text" in data else None,
-        label=_text_str(f"{where}.label", data["label"]) if "label" in data else None,
-        empty=_bool(f"{where}.empty", data.get("empty", False)),
-        slots=slots,
-        source=data,
-    )
-
-
-# --------------------------------------------------------------------------- engine
-
-
-def _reason(rule: Rule, evidence: Sequence[Evidence]) -> str:
-    described = list(dict.fromkeys(e.describe() for e in evidence))
-    if not described:
-        return rule.description
-    return f"{rule.description} (evidence: {', '.join(described)})"
-
-
-def _slot_value(evidence: Sequence[Evidence]) -> str:
-    return ", ".join(dict.fromkeys(e.value for e in evidence))
+class _Interview:
+    """Working state of one decide() call."""
+
+    conversation: ev.Conversation
+    complaints: list[Complaint] = field(default_factory=list)
+    mentioned_symptoms: list[str] = field(default_factory=list)  # extractor SYMPTOM/DISEASE words, current
+    ddx_answers: dict[str, str] = field(default_factory=dict)  # E_xx -> "yes" | "no" | "unsure"
+    pain_site_known: bool = False
 
 
 class TriageEngine:
-    def __init__(self, rules: Sequence[Rule], *, stop_questions_at: str, urgency_advice: Mapping[str, str]):
-        self._rules = tuple(rules)
-        self.stop_questions_at = stop_questions_at
-        self.urgency_advice = dict(urgency_advice)
-        self._by_kind = {kind: [r for r in self._rules if r.kind == kind] for kind in _RULE_SCHEMA}
+    """Runs the interview over a knowledge base and, when given, a DDXPlus differential model."""
+
+    def __init__(self, knowledge: KnowledgeBase, *, differential: DifferentialModel | None = None,
+                 assertion_of: ev.AssertionOf | None = None, settings: TriageSettings = TriageSettings()) -> None:
+        self.knowledge = knowledge
+        self.differential = differential
+        self.settings = settings
+        self.assertion_of = assertion_of or _assertion_none
+        self.matcher = ev.FindingMatcher.build(knowledge.findings)
+        self.codes: dict[tuple[str, str], set[str]] = {}
+        for finding in knowledge.findings.values():
+            for system, codes in finding.codes.items():
+                for code in codes:
+                    self.codes.setdefault((system, code), set()).add(finding.id)
+        self.finding_for_evidence = knowledge.finding_for_ddxplus()
+        self._complaint_findings = {fid for c in knowledge.complaints for fid in c.findings}
+        self._fallback = next((c for c in knowledge.complaints if c.id == "other"), None)
 
     @property
-    def rules(self) -> list[Rule]:
-        return list(self._rules)
+    def rules(self) -> list[RedFlag]:
+        return list(self.knowledge.red_flags)
 
-    @classmethod
-    def from_dict(cls, data: Any) -> TriageEngine:
-        _check_keys("top level", data, _TOP_KEYS, frozenset({"rules", "urgency_advice", "stop_questions_at"}))
-        if not isinstance(data["rules"], list) or not data["rules"]:
-            raise _fail("rules", "expected a non-empty list of rules")
-        rules = [parse_rule(i, r) for i, r in enumerate(data["rules"])]
-        seen: set[str] = set()
-        for rule in rules:
-            if rule.id in seen:
-                raise _fail(f"rule {rule.id!r}", "duplicate id")
-            seen.add(rule.id)
-        asked = [r.slot for r in rules if r.kind == "question"]
-        if sorted(asked) != sorted(SLOTS):
-            raise _fail("rules", f"need exactly one question rule per slot {list(SLOTS)}; got {asked}")
-        if not any(r.kind == "closing" and r.when is None for r in rules):
-            raise _fail("rules", "need a fallback closing rule (a closing rule without 'when')")
-        advice = data["urgency_advice"]
-        _check_keys("urgency_advice", advice, frozenset(URGENCY_LEVELS), frozenset(URGENCY_LEVELS))
-        for level, text in advice.items():
-            _text_str(f"urgency_advice.{level}", text)
-        stop = _urgency("stop_questions_at", data["stop_questions_at"])
-        return cls(rules, stop_questions_at=stop, urgency_advice=advice)
+    # ------------------------------------------------------------------- evidence
 
-    @classmethod
-    def from_file(cls, path: str | Path) -> TriageEngine:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"triage rules: {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+    def _read(self, inp: TriageInput) -> _Interview:
+        conversation = ev.Conversation()
+        interview = _Interview(conversation)
+        complaint_words: set[str] = set()
+        for index, turn in enumerate(inp.turns):
+            text = turn.text or ""
+            entities = [e for e in turn.entities if _entity_ok(e, text)]
+            answered = turn.answered or ""
+            stated = ev.message_findings(
+                text=text, entities=entities, matcher=self.matcher, codes=self.codes, assertion_of=self.assertion_of
+            )
+            if answered == "site:pain":
+                framed = f"pain in {text}"
+                offset = len("pain in ")
+                for finding_id, assertion, words in ev.message_findings(
+                    text=framed, entities=(), matcher=self.matcher, codes={}, assertion_of=self.assertion_of
+                ):
+                    if finding_id != "pain":
+                        stated.append((finding_id, assertion, words[offset:] if words.startswith("pain in ") else words))
+                interview.pain_site_known = True
+            stated_ids = {finding_id for finding_id, _, _ in stated}
+            for finding_id, assertion, words in stated:
+                ev._finding_update(conversation, finding_id, ev.FindingState(assertion, "message", words, index))
+                if finding_id in self._complaint_findings:
+                    complaint_words.add(words.lower())
+            self._answer(interview, answered, text, index, stated_ids)
+            self._fields(conversation, text, entities, answered)
+            for entity in entities:
+                if entity.get("type") in ("SYMPTOM", "DISEASE") and ev._entity_assertion(entity) in (None, "present", "possible"):
+                    interview.mentioned_symptoms.append(entity["text"])
+        conversation.medications = list(dict.fromkeys(ev.medications_read(
+            [e for turn in inp.turns for e in turn.entities]))) or conversation.medications
+        conversation.conditions = list(dict.fromkeys(conversation.conditions + ev.conditions_read(
+            [e for turn in inp.turns for e in turn.entities], complaint_words)))
+        # Complaints in the order their first finding was stated; history, family and hypotheticals don't count.
+        first_seen: dict[str, int] = {}
+        for complaint in self.knowledge.complaints:
+            turns = [conversation.findings[f].message_index for f in complaint.findings
+                     if conversation.findings.get(f) and conversation.findings[f].assertion in ("present", "possible")]
+            if turns:
+                first_seen[complaint.id] = min(turns)
+        interview.complaints = sorted(
+            (c for c in self.knowledge.complaints if c.id in first_seen), key=lambda c: first_seen[c.id]
+        )
+        if not interview.complaints and interview.mentioned_symptoms and self._fallback is not None:
+            interview.complaints = [self._fallback]
+        return interview
 
-    @classmethod
-    def default(cls) -> TriageEngine:
-        return _default_engine()
+    def _answer(self, interview: _Interview, answered: str, text: str, index: int, stated: set[str]) -> None:
+        kind, _, key = answered.partition(":")
+        if kind not in ("finding", "ddx"):
+            return
+        answer = ev.answer_read(text)
+        if kind == "finding":
+            if key in stated or answer is None:
+                return  # the message states the finding itself, with its own assertion
+            assertion = {"yes": "present", "no": "absent", "unsure": "unsure"}[answer]
+            ev._finding_update(interview.conversation, key, ev.FindingState(assertion, "answer", text.strip()[:80], index))
+            return
+        finding_id = self.finding_for_evidence.get(key)
+        if finding_id is not None and finding_id in stated:
+            return
+        if answer is not None:
+            interview.ddx_answers[key] = answer
+            if finding_id is not None:
+                assertion = {"yes": "present", "no": "absent", "unsure": "unsure"}[answer]
+                ev._finding_update(interview.conversation, finding_id,
+                                   ev.FindingState(assertion, "answer", text.strip()[:80], index))
 
-    # ----------------------------------------------------------------------- decide
+    def _fields(self, conversation: ev.Conversation, text: str, entities: Sequence[Mapping], answered: str) -> None:
+        question = answered.removeprefix("general:") if answered.startswith("general:") else None
+        answer = ev.answer_read(text) if question else None
+        if (age := ev.age_read(text, answering=question == "age")) is not None:
+            conversation.age = age
+        if (sex := ev.sex_read(text, answering=question == "sex")) is not None:
+            conversation.sex = sex
+        pregnant = ev.pregnancy_read(text)
+        if question == "pregnancy" and pregnant is None and answer in ("yes", "no"):
+            pregnant = answer == "yes"
+        if pregnant is not None:
+            conversation.pregnant = pregnant
+            if pregnant:
+                conversation.sex = "female"
+        if (duration := ev.duration_read(text)) is not None:
+            conversation.duration = conversation.duration or duration
+        elif question == "duration" and answer is None and text.strip():
+            conversation.duration = text.strip()[:80]
+        if (severity := ev.severity_read(text, answering=question == "severity")) is not None:
+            conversation.severity = severity if conversation.severity is None else max(conversation.severity, severity)
+        conversation.habits = list(dict.fromkeys(conversation.habits + ev.habits_read(text)))
+        if question in ("medications", "conditions", "allergies"):
+            if answer in ("no", "unsure"):
+                conversation.declined.add(question)
+            elif question == "conditions" and not any(e.get("type") == "DISEASE" for e in entities) and answer is None:
+                conversation.conditions.append(text.strip()[:120])
+            elif question == "allergies" and answer is None:
+                conversation.allergies.append(text.strip()[:120])
+            elif question == "medications" and answer is None and not any(e.get("type") == "DRUG" for e in entities):
+                conversation.medications.append(text.strip()[:120])
+        elif question and answer in ("no", "unsure") and question in ("duration", "severity", "age", "sex"):
+            conversation.declined.add(question)
+
+    # ------------------------------------------------------------------- rules
+
+    def _red_flags(self, conversation: ev.Conversation) -> list[Reason]:
+        fired = []
+        for rule in self.knowledge.red_flags:
+            when = rule.when
+            if not all(conversation.present(f) for f in when.all):
+                continue
+            if when.any and not any(conversation.present(f) for f in when.any):
+                continue
+            if when.age_min is not None and (conversation.age is None or conversation.age < when.age_min):
+                continue
+            if when.age_max is not None and (conversation.age is None or conversation.age > when.age_max):
+                continue
+            if when.sex is not None and conversation.sex != when.sex:
+                continue
+            if when.severity_min is not None and (conversation.severity is None or conversation.severity < when.severity_min):
+                continue
+            words = [
+                f"{self.knowledge.findings[f].label}: "
+                f"{'not sure' if conversation.findings[f].assertion == 'unsure' else repr(conversation.findings[f].words)}"
+                for f in when.finding_ids if conversation.present(f)
+            ]
+            if when.severity_min is not None:
+                words.append(f"severity {conversation.severity}/10")
+            if when.age_max is not None or when.age_min is not None:
+                words.append(f"age {_age_words(conversation.age)}")
+            fired.append(Reason(rule.id, rule.description, rule.urgency, tuple(words)))
+        return fired
+
+    def _ddx_observed(self, interview: _Interview) -> dict[str, bool]:
+        observed: dict[str, bool] = {}
+        for finding in self.knowledge.findings.values():
+            state = interview.conversation.findings.get(finding.id)
+            if state is None or state.assertion == "unsure":
+                continue
+            for name in finding.ddxplus:
+                observed[name] = state.assertion in ("present", "possible", "historical")
+        for name, answer in interview.ddx_answers.items():
+            if answer != "unsure":
+                observed[name] = answer == "yes"
+        return observed
+
+    def _differential_in_scope(self, interview: _Interview) -> bool:
+        if self.differential is None or not interview.complaints:
+            return False
+        chief = interview.complaints[0]
+        return any(self.knowledge.findings[f].ddxplus for f in chief.findings
+                   if interview.conversation.present(f))
+
+    # ------------------------------------------------------------------- questions
+
+    def _next_question(self, inp: TriageInput, interview: _Interview, differential_posterior) -> Question | None:
+        asked = list(inp.asked)
+        conversation = interview.conversation
+        for rank, complaint in enumerate(interview.complaints):
+            limit = None if rank == 0 else self.settings.secondary_complaint_questions
+            for finding_id in complaint.questions[:limit]:
+                if not conversation.known(finding_id) and f"finding:{finding_id}" not in asked:
+                    return Question(f"finding:{finding_id}", self.knowledge.findings[finding_id].question)
+            if rank == 0 and conversation.present("pain") and not interview.pain_site_known and (
+                "site:pain" not in asked) and not any(
+                conversation.present(f) for f in self._site_pain_findings()):
+                return Question("site:pain", PAIN_SITE_QUESTION)
+            if rank == 0 and conversation.age is None and "general:age" not in asked:
+                return Question("general:age", self.knowledge.general_questions["age"])
+        if differential_posterior is not None:
+            question = self._differential_question(inp, interview, differential_posterior)
+            if question is not None:
+                return question
+        for general in GENERAL_ORDER:
+            if self._general_needed(general, interview) and asked.count(f"general:{general}") < self._asks(general, asked):
+                return Question(f"general:{general}", self.knowledge.general_questions[general])
+        return None
+
+    def _asks(self, general: str, asked: list[str]) -> int:
+        # An unanswered question is asked once more (a patient who answered something else has not answered it).
+        return 2 if general in ("medications", "age") else 1
+
+    def _site_pain_findings(self) -> list[str]:
+        return [f for c in self.knowledge.complaints for f in c.findings if f != "pain" and "pain" in f]
+
+    def _general_needed(self, general: str, interview: _Interview) -> bool:
+        conversation = interview.conversation
+        if general in conversation.declined:
+            return False
+        if general == "duration":
+            return conversation.duration is None
+        if general == "severity":
+            return conversation.severity is None
+        if general == "age":
+            return conversation.age is None
+        if general == "sex":
+            return conversation.sex is None
+        if general == "pregnancy":
+            return (conversation.pregnant is None and conversation.sex == "female"
+                    and (conversation.age is None or 12 <= conversation.age <= 55)
+                    and any(c.pregnancy_relevant for c in interview.complaints))
+        if general == "medications":
+            return not conversation.medications
+        if general == "conditions":
+            return not conversation.conditions
+        return not conversation.allergies  # allergies
+
+    def _differential_question(self, inp: TriageInput, interview: _Interview, posterior) -> Question | None:
+        model = self.differential
+        assert model is not None
+        asked_ddx = [q for q in inp.asked if q.startswith("ddx:")]
+        if len(asked_ddx) >= self.settings.differential_questions:
+            return None
+        if float(posterior.max()) >= self.settings.differential_stop_probability:
+            return None
+        exclude = {q.removeprefix("ddx:") for q in asked_ddx} | set(self._ddx_observed(interview))
+        exclude |= {e for f in interview.conversation.findings for e in self.knowledge.findings[f].ddxplus}
+        found = model.next_question(posterior, exclude=exclude)
+        if found is None or found[1] < self.settings.differential_min_gain:
+            return None
+        evidence, _ = found
+        finding_id = self.finding_for_evidence.get(evidence.name)
+        text = self.knowledge.findings[finding_id].question if finding_id else evidence.question
+        return Question(f"ddx:{evidence.name}", text)
+
+    # ------------------------------------------------------------------- decide
 
     def decide(self, inp: TriageInput) -> TriageDecision:
-        if inp.urgency is not None and inp.urgency not in URGENCY_LEVELS:
-            raise ValueError(f"unknown urgency {inp.urgency!r}; expected one of {list(URGENCY_LEVELS)} or None")
-        texts = tuple(normalise(t) for t in inp.patient_texts if isinstance(t, str))
-        entities = tuple(e for item in inp.entities if (e := _read_entity(item, texts)) is not None)
-        ctx = _Context(
-            texts=texts,
-            entities=entities,
-            blocked=tuple(e.norm for e in entities if e.assertion in BLOCKED_ASSERTIONS),
-            slots=dict(inp.filled_slots),
-            pending=inp.pending_slot,
-        )
-        fired: list[FiredRule] = []
-        self._fill_slots(ctx, fired)
+        """The next question or the disposition for the conversation so far. Raises ValueError for an
+        unknown `previous_urgency`."""
+        if inp.previous_urgency is not None and inp.previous_urgency not in URGENCY_ADVICE:
+            raise ValueError(f"unknown urgency {inp.previous_urgency!r}")
+        interview = self._read(inp)
+        conversation = interview.conversation
+        record = self._record(interview)
 
-        urgency = inp.urgency
-        advice: str | None = None
-        advice_level: str | None = None
-        for rule in self._by_kind["red_flag"]:
-            evidence = rule.when.evaluate(ctx) if rule.when else None
-            if evidence is None:
-                continue
-            fired.append(FiredRule(rule.id, _reason(rule, evidence), rule.urgency))
-            urgency = more_urgent(urgency, rule.urgency)
-            if advice_level is None or urgency_rank(rule.urgency) < urgency_rank(advice_level):
-                advice, advice_level = rule.advice, rule.urgency
+        if not interview.complaints:
+            # No advice level without a complaint: keep asking for it (issue 11, conversation 4).
+            text = COMPLAINT_AGAIN if "complaint" in inp.asked else COMPLAINT_QUESTION
+            reasons = ()
+            urgency = inp.previous_urgency
+            if urgency is not None:
+                reasons = (Reason("kept_earlier_level", "Kept: an earlier turn reached this level", urgency),)
+            return TriageDecision(urgency, Question("complaint", text), False, None, reasons, (), (), (), record, None)
+
+        red_flags = self._red_flags(conversation)
+        reasons: list[Reason] = list(red_flags)
+        act_now = urgency_max(*(r.urgency for r in red_flags))
+        posterior = None
+        differential: tuple[Ranked, ...] = ()
+        in_scope = self._differential_in_scope(interview)
+        if self.differential is not None and in_scope:
+            posterior = self.differential.posterior(self._ddx_observed(interview), age=conversation.age, sex=conversation.sex)
+            differential = tuple(self.differential.ranked(posterior))
 
         question = None
-        asked = set(inp.asked_slots) | ({inp.pending_slot} if inp.pending_slot else set())
-        stop = urgency is not None and urgency_rank(urgency) <= urgency_rank(self.stop_questions_at)
-        if not stop:
-            # Never ask twice: an unanswered question is given up on rather than repeated.
-            for rule in self._by_kind["question"]:
-                if rule.slot not in ctx.slots and rule.slot not in asked:
-                    question = Question(rule.slot, rule.text or "", rule.id)
-                    fired.append(FiredRule(rule.id, f"{rule.description} ({rule.label} not known yet)", None))
-                    break
+        if act_now not in URGENCY_ACT_NOW:
+            question = self._next_question(inp, interview, posterior)
 
-        summary = None
-        complete = question is None
-        if complete:
-            if not stop:  # when a red flag stopped the questions, it alone sets the urgency
-                for closing in self._by_kind["closing"]:  # a fallback without `when` always exists (validated)
-                    evidence = [] if closing.when is None else closing.when.evaluate(ctx)
-                    if evidence is not None:
-                        break
-                fired.append(FiredRule(closing.id, _reason(closing, evidence or []), closing.urgency))
-                urgency = more_urgent(urgency, closing.urgency)
-            assert urgency is not None
-            summary = self._summary(ctx.slots, urgency, advice if advice_level == urgency else None)
+        if question is not None:
+            urgency = urgency_max(act_now, inp.previous_urgency)
+            advice = next((self._advice(r) for r in red_flags if r.urgency == urgency), None)
+            if advice is None and urgency in URGENCY_ACT_NOW:
+                advice = URGENCY_ADVICE[urgency]
+            if inp.previous_urgency and urgency_rank(inp.previous_urgency) < urgency_rank(act_now):
+                reasons.append(Reason("kept_earlier_level", "Kept: an earlier turn reached this level", urgency))
+            return TriageDecision(urgency, question, False, advice, _unique(reasons), tuple(r.rule_id for r in red_flags),
+                                  tuple(c.id for c in interview.complaints), differential, record, None)
 
-        return TriageDecision(
-            urgency=urgency,
-            filled_slots=ctx.slots,
-            question=question,
-            fired=tuple(fired),
-            advice=advice,
-            summary=summary,
-            complete=complete,
-        )
+        # Conclusion.
+        for complaint in interview.complaints:
+            reasons.append(Reason(f"baseline_{complaint.id}", f"Usual disposition for {complaint.label.lower()} "
+                                  "when no red flag is present", complaint.baseline_urgency))
+        if posterior is not None:
+            level = self.differential.severity_urgency(posterior, self.settings.severity_thresholds)
+            top = ", ".join(f"{r.pathology} {r.probability:.0%}" for r in differential[:3])
+            reasons.append(Reason("differential_severity", "Most severe likely pathology (DDXPlus severity)",
+                                  level, (top,)))
+        declined = [f for c in interview.complaints for f in c.questions
+                    if conversation.findings.get(f) and conversation.findings[f].assertion == "unsure"]
+        if declined:
+            reasons.append(Reason("uncertain_red_flag_answers", "Some red-flag questions could not be answered, "
+                                  "so self-care is not advised", "consultation",
+                                  tuple(self.knowledge.findings[f].label for f in declined)))
+        if inp.previous_urgency:
+            reasons.append(Reason("kept_earlier_level", "Kept: an earlier turn reached this level", inp.previous_urgency))
+        urgency = urgency_max(*(r.urgency for r in reasons))
+        assert urgency is not None
+        # Only the reasons that set the level explain it; lower ones would read as contradictions.
+        decisive = tuple(r for r in _unique(reasons) if r.urgency == urgency or r in red_flags)
+        advice = next((self._advice(r) for r in red_flags if r.urgency == urgency), None) or URGENCY_ADVICE[urgency]
+        summary = self._summary(interview, urgency, advice)
+        return TriageDecision(urgency, None, True, advice, decisive, tuple(r.rule_id for r in red_flags),
+                              tuple(c.id for c in interview.complaints), differential, record, summary)
 
-    def _fill_slots(self, ctx: _Context, fired: list[FiredRule]) -> None:
-        decided: set[str] = set()
-        for rule in self._by_kind["slot"]:
-            slot = rule.slot
-            assert slot is not None and rule.when is not None
-            # A real value is never overwritten; an explicit "none" yields to later evidence
-            # ("no medications" ... "oh, I do take ibuprofen").
-            if slot in decided or ctx.slots.get(slot) is not None:
-                continue
-            evidence = rule.when.evaluate(ctx)
-            if evidence is None:
-                continue
-            decided.add(slot)
-            value = None if rule.empty else _slot_value(evidence)
-            if slot in ctx.slots and value is None:
-                continue  # already explicitly empty; nothing new
-            ctx.slots[slot] = value
-            fired.append(FiredRule(rule.id, _reason(rule, evidence), None))
+    def _advice(self, reason: Reason) -> str | None:
+        rule = next((r for r in self.knowledge.red_flags if r.id == reason.rule_id), None)
+        return rule.advice if rule else None
 
-        pending = ctx.pending
-        if pending in SLOTS and pending not in ctx.slots and ctx.texts:
-            for rule in self._by_kind["none_answer"]:
-                if rule.slots is not None and pending not in rule.slots:
-                    continue
-                evidence = rule.when.evaluate(ctx) if rule.when else None
-                if evidence is not None:
-                    ctx.slots[pending] = None
-                    fired.append(FiredRule(rule.id, f"{_reason(rule, evidence)}; {pending} recorded as none", None))
-                    break
+    def _record(self, interview: _Interview) -> dict[str, Any]:
+        conversation = interview.conversation
+        findings = [
+            {"id": fid, "label": self.knowledge.findings[fid].label, "assertion": state.assertion,
+             "words": state.words, "source": state.source}
+            for fid, state in sorted(conversation.findings.items(), key=lambda kv: kv[1].message_index)
+        ]
+        return {
+            "findings": findings,
+            "complaints": [c.label for c in interview.complaints],
+            "age": conversation.age, "sex": conversation.sex, "pregnant": conversation.pregnant,
+            "duration": conversation.duration, "severity": conversation.severity,
+            "medications": conversation.medications, "conditions": conversation.conditions,
+            "allergies": conversation.allergies, "habits": conversation.habits,
+            "declined": sorted(conversation.declined),
+        }
 
-    def _summary(self, slots: Mapping[str, str | None], urgency: str, red_flag_advice: str | None) -> str:
-        parts = []
-        for rule in self._by_kind["question"]:
-            if rule.slot in slots:
-                value = slots[rule.slot]
-                parts.append(f"{rule.label}: {value if value is not None else 'none'}")
-            else:
-                parts.append(f"{rule.label}: not provided")
-        advice = red_flag_advice or self.urgency_advice[urgency]
-        return f"Summary: {'; '.join(parts)}. Urgency: {URGENCY_LABELS[urgency]}. {advice}"
+    def _summary(self, interview: _Interview, urgency: str, advice: str) -> str:
+        conversation = interview.conversation
+        has = [self.knowledge.findings[f].label for f, s in conversation.findings.items()
+               if s.assertion in ("present", "possible")]
+        lacks = [self.knowledge.findings[f].label for f, s in conversation.findings.items() if s.assertion == "absent"]
+        sentences = []
+        if has:
+            told = _join(has)
+            if conversation.duration:
+                told += f" ({conversation.duration})"
+            if conversation.severity is not None:
+                told += f", {conversation.severity} out of 10 at worst"
+            sentences.append(f"You told me about {told}.")
+        if lacks:
+            sentences.append(f"You don't have {_join(lacks, 'or')}.")
+        if conversation.medications:
+            sentences.append(f"Medicines: {_join(conversation.medications)}.")
+        if conversation.conditions:
+            sentences.append(f"Other conditions: {_join(conversation.conditions)}.")
+        sentences.append(f"My advice: {URGENCY_LABELS[urgency].lower()}. {advice}")
+        sentences.append("You can keep writing here if anything changes or you remember something else.")
+        return " ".join(sentences)
+
+
+def _age_words(age: float | None) -> str:
+    if age is None:
+        return "unknown"
+    if age < 1:
+        return f"{round(age * 52)} weeks"
+    return f"{age:g} years"
+
+
+def _join(items: Sequence[str], last: str = "and") -> str:
+    items = list(dict.fromkeys(items))
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+def _unique(reasons: Sequence[Reason]) -> tuple[Reason, ...]:
+    seen: dict[str, Reason] = {}
+    for reason in reasons:
+        seen.setdefault(reason.rule_id, reason)
+    return tuple(seen.values())
+
+
+def _entity_ok(entity: Mapping[str, Any], text: str) -> bool:
+    start, end = entity.get("start"), entity.get("end")
+    return isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)
+
+
+def _assertion_none(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    return ["present"] * len(spans)
 
 
 @functools.lru_cache(maxsize=1)
-def _default_engine() -> TriageEngine:
-    # Engines are immutable, so one shared instance is safe across threads.
-    return TriageEngine.from_file(RULES_PATH)
+def engine_default_knowledge() -> KnowledgeBase:
+    return knowledge_load()

@@ -32,8 +32,8 @@
     closedNotice: document.getElementById("closed-notice"),
     advice: document.getElementById("advice"),
     urgency: document.getElementById("urgency"),
-    summary: document.getElementById("summary"),
-    summaryText: document.getElementById("summary-text"),
+    adviceLevel: document.getElementById("advice-level"),
+    adviceText: document.getElementById("advice-text"),
     record: {
       symptoms: document.getElementById("record-symptoms"),
       diseases: document.getElementById("record-diseases"),
@@ -45,17 +45,8 @@
     SYMPTOM: "Symptom", DISEASE: "Condition", DRUG: "Medicine",
     ANATOMY: "Body part", DURATION: "Duration", SEVERITY: "Severity"
   };
-  var URGENCY_LABELS = {
-    emergency_ambulance: "Emergency: call an ambulance now",
-    emergency: "Emergency: go to an emergency department now",
-    consultation_24: "See a doctor within 24 hours",
-    consultation: "Book an appointment with a doctor",
-    self_care: "Self-care should be enough"
-  };
-  var EMERGENCY_ADVICE = {
-    emergency_ambulance: "Call an ambulance now (your local emergency number). Do not wait for the assistant.",
-    emergency: "Go to an emergency department now. If you cannot get there safely, call an ambulance."
-  };
+  // Levels whose advice is shown first, above everything else on the page.
+  var ACT_NOW = { emergency_ambulance: true, emergency: true };
 
   // The first re-read comes this long after a message starts waiting, the next ones ever later (a long
   // queue is normal under load: the page should not poll it hard).
@@ -273,19 +264,17 @@
     renderRecordList(el.record.drugs, record.drugs);
 
     el.urgency.setAttribute("data-urgency", state.urgency || "");
-    el.urgency.textContent = state.urgency ? (URGENCY_LABELS[state.urgency] || state.urgency) : "Not assessed yet";
+    el.urgency.textContent = state.urgency_label || "Not assessed yet";
 
-    var advice = EMERGENCY_ADVICE[state.urgency];
-    el.advice.hidden = !advice;
-    el.advice.textContent = advice || "";
+    var actNow = Boolean(ACT_NOW[state.urgency]);
+    el.advice.hidden = !actNow;
+    el.advice.setAttribute("data-urgency", state.urgency || "");
+    el.adviceLevel.textContent = actNow ? state.urgency_label : "";
+    el.adviceText.textContent = actNow ? (state.advice || "") : "";
 
-    el.summary.hidden = !state.summary;
-    el.summaryText.textContent = state.summary || "";
-
-    var closed = state.status === "closed";
-    el.closedNotice.hidden = !closed;
-    el.form.hidden = closed;
-    setComposerEnabled(!closed);
+    // A concluded consultation still takes messages: the patient can add what they forgot and is re-triaged.
+    el.closedNotice.hidden = state.status !== "closed";
+    setComposerEnabled(true);
     renderMessages();
   }
 

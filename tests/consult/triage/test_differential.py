@@ -1,0 +1,59 @@
+"""The DDXPlus differential: estimates from the dev half only, posteriors, question choice, severity urgency."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from consult.triage.differential import DifferentialModel, patients_read, patients_split
+
+DDXPLUS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "DDXPlus"
+pytestmark = pytest.mark.skipif(not (DDXPLUS / "release_conditions.json").exists(),
+                                reason=f"DDXPlus not found at {DDXPLUS} (shared data)")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return DifferentialModel.from_directory(DDXPLUS)
+
+
+def test_the_split_is_fixed_and_about_half():
+    splits = [patients_split(i) for i in range(2611)]
+    assert splits == [patients_split(i) for i in range(2611)]
+    assert 0.45 < splits.count("dev") / len(splits) < 0.55
+
+
+def test_posterior_is_a_distribution_and_evidence_moves_it(model):
+    empty = model.posterior({})
+    assert empty.shape == (49,) and np.isclose(empty.sum(), 1.0)
+    cough = model.posterior({"E_201": True, "E_91": True, "E_77": True})
+    assert np.isclose(cough.sum(), 1.0)
+    top = [r.pathology for r in model.ranked(cough, top=5)]
+    assert any(p in top for p in ("Pneumonia", "Bronchitis", "Influenza", "URTI")), top
+
+
+def test_the_chosen_question_has_the_largest_gain_and_skips_excluded(model):
+    posterior = model.posterior({"E_66": True})
+    evidence, gain = model.next_question(posterior, exclude=set())
+    assert gain > 0
+    again, _ = model.next_question(posterior, exclude={evidence.name})
+    assert again.name != evidence.name
+
+
+def test_severity_urgency_follows_the_cumulative_probability(model):
+    posterior = np.zeros(49)
+    posterior[model.pathologies.index("Anaphylaxis")] = 0.3  # severity 1
+    posterior[model.pathologies.index("URTI")] = 0.7  # severity 5
+    assert model.severity_urgency(posterior, (0.25, 0.3, 0.4, 0.5)) == "emergency_ambulance"
+    assert model.severity_urgency(posterior, (0.35, 0.35, 0.4, 0.5)) == "self_care"
+
+
+def test_a_dev_patient_is_recognised_from_its_full_evidence(model):
+    dev = [p for p in patients_read(DDXPLUS) if patients_split(p.row) == "dev"][:200]
+    hits = 0
+    for patient in dev:
+        observed = {e: True for e in patient.evidences if "_@_" not in e}
+        posterior = model.posterior(observed, age=patient.age, sex=patient.sex)
+        hits += model.ranked(posterior, top=1)[0].pathology == patient.pathology
+    assert hits / len(dev) > 0.7
