@@ -67,6 +67,25 @@ def _medred(data_dir: Path, split: str) -> list[Document]:
     return conll_documents(data_dir / f"MedRed/train_dev_test/MedRed_{split}.txt", separator=" ", doc_prefix=f"{split}-")
 
 
+def _symptom_relabelled(load: Callable[[Path, str], list[Document]], disease_label: str):
+    """A corpus loader whose sign/symptom Disease mentions come back labelled `Symptom` (see lay_data)."""
+    def relabelled(data_dir: Path, split: str) -> list[Document]:
+        from ner_engine.lay_data import symptom_relabel
+
+        return symptom_relabel(load(data_dir, split), disease_label=disease_label)
+
+    return relabelled
+
+
+def _generated(data_dir: Path, split: str) -> list[Document]:
+    from ner_engine.lay_data import generated_documents
+
+    documents = generated_documents(split, data_dir=data_dir)
+    for document in documents:  # the loader speaks corpus labels; the generator writes project types
+        document.spans = [Span(s.start, s.end, s.type.lower()) for s in document.spans]
+    return documents
+
+
 def _reviewed(path: Path, split: str) -> list[Document]:
     """Reviewed consultations exported by the app (`manage.py export_reviewed`): JSON lines of documents."""
     return documents_read_jsonl(path)
@@ -89,6 +108,24 @@ REGISTRY: dict[str, DatasetSpec] = {
         DatasetSpec("medred", {"DIS": "DISEASE", "DRUG": "DRUG"}, _medred,
                     "MedRed Reddit posts (Scepanovic et al. 2020); DIS covers symptoms and diseases, evaluated merged",
                     "unverified (research only)", eval_merge={"SYMPTOM": "DISEASE"}),
+        # Training variants: Disease mentions coded as signs/symptoms (ICD-10-CM chapter R, pain/ache heads)
+        # are SYMPTOM. Scored with SYMPTOM folded into DISEASE, i.e. against the corpus's own labels.
+        DatasetSpec("ncbi-disease-sx", {"Disease": "DISEASE", "Symptom": "SYMPTOM"},
+                    _symptom_relabelled(_conll("NCBI-disease/conll", {"train": "train.tsv", "dev": "devel.tsv",
+                                                                      "test": "test.tsv"}), "Disease"),
+                    "NCBI-disease with sign/symptom mentions relabelled SYMPTOM (training)", "public domain (NLM)",
+                    eval_merge={"SYMPTOM": "DISEASE"}),
+        DatasetSpec("bc5cdr-sx", {"Disease": "DISEASE", "Symptom": "SYMPTOM", "Chemical": "DRUG"},
+                    _symptom_relabelled(_bc5cdr, "Disease"),
+                    "BC5CDR with sign/symptom mentions relabelled SYMPTOM (training)", "public domain mark",
+                    eval_merge={"SYMPTOM": "DISEASE"}),
+        DatasetSpec("medred-sx", {"DIS": "DISEASE", "Symptom": "SYMPTOM", "DRUG": "DRUG"},
+                    _symptom_relabelled(_medred, "DIS"),
+                    "MedRed with sign/symptom DIS mentions relabelled SYMPTOM (training)",
+                    "unverified (research only)", eval_merge={"SYMPTOM": "DISEASE"}),
+        DatasetSpec("lay-generated", {t.lower(): t for t in ("DISEASE", "DRUG", "DURATION", "SEVERITY", "SYMPTOM")},
+                    _generated, "template sentences in patient language with exact spans (ner_engine.lay_data)",
+                    "project data; HPO layperson synonyms under the HPO licence (attribution)"),
         DatasetSpec("anatem", {"Anatomy": "ANATOMY"},
                     _conll("AnatEM/conll", {"train": "train.tsv", "dev": "devel.tsv", "test": "test.tsv"}),
                     "AnatEM anatomy mentions (Pyysalo & Ananiadou 2014)", "CC BY-SA 3.0"),

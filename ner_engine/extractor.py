@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ner_engine.backbones import device_resolve, encoder_load, tokenizer_load
-from ner_engine.batching import triplets_predict
+from ner_engine.batching import triplets_predict, windows_decode, windows_forward
 from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, encoder_freeze, lora_apply, trainable_state_dict
-from ner_engine.triplets import QueryTemplate, TripletBuilder, templates_from_dict, templates_to_dict
+from ner_engine.triplets import OnePassBuilder, QueryTemplate, TripletBuilder, templates_from_dict, templates_to_dict
 from ner_engine.context.surface import candidates_original, model_views
 from ner_engine.types import Entity
 
@@ -158,8 +158,10 @@ class Extractor:
         self.batch_size = batch_size
         self.threshold = config.decode_threshold if threshold is None else threshold
         self.tokenizer = tokenizer_load(config.backbone)
-        self.builder = TripletBuilder(self.tokenizer, templates, config.entity_types, prompt_mode=config.prompt_mode,
-                                      max_length=config.max_length, window_overlap=config.window_overlap)
+        # per_type: one query per (text, type); one_pass: every type from one encoder pass per text window.
+        kind = OnePassBuilder if config.query_mode == "one_pass" else TripletBuilder
+        self.builder = kind(self.tokenizer, templates, config.entity_types, prompt_mode=config.prompt_mode,
+                            max_length=config.max_length, window_overlap=config.window_overlap)
         self._lock = threading.Lock()
         # Clinical context (assertion, attributes, codes) per entity; vocabularies load lazily, once.
         self.context = None
@@ -213,6 +215,16 @@ class Extractor:
             self.builder.templates_set(parsed)
             self.template_version = version
 
+    def _one_pass(self, texts: list[str], wanted: list[str]) -> list:
+        """Every type is computed in the same pass; only `wanted` ones are decoded (the others cost nothing
+        extra, and skipping them keeps a type out of the cross-type overlap resolution)."""
+        if not wanted or not texts:
+            return [[] for _ in texts]
+        windows = self.builder.build(texts, [wanted] * len(texts))
+        logits = windows_forward(self.model, self.builder, windows, batch_size=self.batch_size, device=self.device,
+                                 pad_id=self.tokenizer.pad_token_id or 0)
+        return windows_decode(self.builder, windows, logits, len(texts), threshold=self.threshold)
+
     def extract(self, texts: Sequence[str], *, types: Sequence[str] | None = None) -> list[list[Entity]]:
         if isinstance(texts, str):
             raise TypeError("extract() takes a list of texts")
@@ -224,12 +236,15 @@ class Extractor:
         views = model_views(originals) if self.surface_resolve else None
         texts = [view.text for view in views] if views else originals
         with self._lock:
-            triplets = self.builder.build(list(texts), [wanted] * len(texts))
-            if not triplets:
-                return [[] for _ in texts]
-            candidates = triplets_predict(self.model, triplets, len(texts), batch_size=self.batch_size,
-                                          device=self.device, pad_id=self.tokenizer.pad_token_id or 0,
-                                          threshold=self.threshold)
+            if isinstance(self.builder, OnePassBuilder):
+                candidates = self._one_pass(list(texts), wanted)
+            else:
+                triplets = self.builder.build(list(texts), [wanted] * len(texts))
+                if not triplets:
+                    return [[] for _ in texts]
+                candidates = triplets_predict(self.model, triplets, len(texts), batch_size=self.batch_size,
+                                              device=self.device, pad_id=self.tokenizer.pad_token_id or 0,
+                                              threshold=self.threshold)
         if views:
             results = [[Entity(start, end, c.type, view.original[start:end], round(c.score, 4))
                         for start, end, c in candidates_original(view, found)]

@@ -1,7 +1,18 @@
 """The Prompt-bioMRC forward pass: soft prompts spliced into the encoder input, then an MRC span head.
 
+Two query modes (`PromptBioMRCConfig.query_mode`):
+  per_type  one encoder input per (text window, type): [CLS] <soft 1..K> PROMPT [SEP] CONTEXT [SEP]
+  one_pass  one encoder input per text window for every type:
+            [CLS] <marker_1> <soft_1 1..K> PROMPT_1 ... <marker_T> <soft_T 1..K> PROMPT_T [SEP] CONTEXT [SEP];
+            each type's marker hidden state conditions (FiLM) the start / end / match heads over the context
+            tokens, and an auxiliary per-type BIO head reads the same pass.
+With `prompt_cache` (one_pass), prompt positions attend only to prompt positions, so their hidden states do
+not depend on the text: they are computed once per batch (training) or once per template set (inference),
+and the context tokens attend to [prompt keys/values ; their own].
+
 Shapes: B batch, L sequence length, H encoder hidden size, W maximum span width (tokens), D match hidden size,
-T entity types, K soft-prompt slots per type.
+T entity types, K soft-prompt slots per type, P prompt block length ([CLS] prompts [SEP]), N context length
+(text tokens + the closing [SEP]), h attention heads, d head size.
 """
 from __future__ import annotations
 
@@ -37,6 +48,9 @@ class PromptBioMRCConfig:
     # store them (the word embeddings alone are half of MiniLM), and training skips their weight gradients.
     freeze_embeddings: bool = False
     frozen_layers: int = 0                 # bottom transformer layers
+    query_mode: str = "per_type"           # per_type | one_pass (all types' prompts share one input)
+    prompt_cache: bool = True              # one_pass: prompts attend only to prompts (text-independent, cached)
+    bio_loss_weight: float = 0.0           # one_pass: auxiliary per-type BIO head on the same pass (0 = off)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +67,18 @@ class PromptBioMRCOutput:
     end_logits: torch.Tensor               # [B, L]
     match_logits: torch.Tensor             # [B, L, W]: span (i, i + w)
     loss: Optional[torch.Tensor] = None
+
+
+@dataclass
+class OnePassOutput:
+    start_logits: torch.Tensor             # [B, T, N]
+    end_logits: torch.Tensor               # [B, T, N]
+    match_logits: torch.Tensor             # [B, T, N, W]: span (i, i + w) of type t
+    bio_logits: Optional[torch.Tensor] = None   # [B, T, N, 3]: O / B / I per type
+    loss: Optional[torch.Tensor] = None
+
+
+QUERY_MODES = ("per_type", "one_pass")
 
 
 class SoftPrompt(nn.Module):
@@ -115,20 +141,43 @@ class PromptBioMRC(nn.Module):
         self.config = config
         self.encoder = encoder
         hidden_size = encoder.config.hidden_size
-        self.soft_prompt = SoftPrompt(len(config.entity_types), config.soft_prompt_length, hidden_size)
+        if config.query_mode not in QUERY_MODES:
+            raise ValueError(f"query_mode must be one of {QUERY_MODES}, not {config.query_mode!r}")
+        num_types = len(config.entity_types)
+        self.soft_prompt = SoftPrompt(num_types, config.soft_prompt_length, hidden_size)
         self.head = SpanHead(hidden_size, config.max_span_width, config.match_hidden_size, config.dropout)
+        self._prompt_cache: Optional[tuple] = None
+        if config.query_mode == "one_pass":
+            self.markers = nn.Parameter(torch.zeros(num_types, hidden_size))                 # [T, H]
+            # FiLM from each type's marker state: gamma, beta start at 0, so the head starts type-agnostic
+            # (e.g. from a per-type model's head) and learns the types' differences.
+            self.film = nn.Linear(hidden_size, 2 * hidden_size)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+            self.bio = nn.Linear(hidden_size, 3)
+
+    def train(self, mode: bool = True):
+        self._prompt_cache = None  # weights are about to change (or just did): recompute the prompt states
+        return super().train(mode)
 
     def input_embeddings(self) -> nn.Embedding:
         return self.encoder.get_input_embeddings()
 
-    def soft_prompt_init(self, token_ids_per_type: list[list[int]]) -> None:
-        """Start each type's soft vectors from the embeddings of its hard template's tokens."""
+    def soft_prompt_init(self, token_ids_per_type: list[list[int]],
+                         marker_ids_per_type: Optional[list[list[int]]] = None) -> None:
+        """Start each type's soft vectors from the embeddings of its hard template's tokens (and, one_pass,
+        each marker from the mean embedding of its anchor words)."""
         embeddings = self.input_embeddings().weight
         with torch.no_grad():
             for type_index, token_ids in enumerate(token_ids_per_type):
                 if token_ids:
                     ids = torch.tensor(token_ids, device=embeddings.device)
                     self.soft_prompt.vectors[type_index, : len(token_ids)] = embeddings[ids]
+            if marker_ids_per_type is not None and hasattr(self, "markers"):
+                for type_index, token_ids in enumerate(marker_ids_per_type):
+                    if token_ids:
+                        ids = torch.tensor(token_ids, device=embeddings.device)
+                        self.markers[type_index] = embeddings[ids].mean(dim=0)
 
     def forward(self, input_ids, attention_mask, token_type_ids, soft_mask, type_ids, context_mask,
                 start_labels=None, end_labels=None, match_labels=None) -> PromptBioMRCOutput:
@@ -141,6 +190,117 @@ class PromptBioMRC(nn.Module):
         if start_labels is not None:
             output.loss = self.loss(output, context_mask.bool(), start_labels, end_labels, match_labels)
         return output
+
+    # ---- one pass: every type's prompt and the text in one encoder input ---------------------------------
+
+    def prompt_embeddings(self, prompt_ids: torch.Tensor, prompt_slots: torch.Tensor) -> torch.Tensor:
+        """prompt_ids [P] token ids of [CLS] prompts [SEP]; prompt_slots [P]: -1 for a token, t*(K+1) for
+        type t's marker, t*(K+1)+1+k for its soft slot k -> [1, P, H] input embeddings."""
+        words = self.input_embeddings()(prompt_ids)                                  # [P, H]
+        table = torch.cat([self.markers.unsqueeze(1), self.soft_prompt.vectors], 1)  # [T, K+1, H]
+        table = table.reshape(-1, table.shape[-1]).to(words.dtype)                   # [T*(K+1), H]
+        learned = table[prompt_slots.clamp(min=0)]                                   # [P, H]
+        slot = (prompt_slots >= 0).unsqueeze(-1)                                     # [P, 1]
+        return torch.where(slot, learned, words).unsqueeze(0)                        # [1, P, H]
+
+    def forward_one_pass(self, prompt_ids, prompt_slots, marker_positions, input_ids, attention_mask,
+                         type_mask=None, start_labels=None, end_labels=None, match_labels=None,
+                         bio_labels=None) -> OnePassOutput:
+        """prompt_ids, prompt_slots [P] (shared by every row); marker_positions [T] (indices into the prompt
+        block); input_ids, attention_mask [B, N]: context tokens and the closing [SEP] (0 = padding).
+        Labels: type_mask [B, T] (1 = the row's corpus annotates type t; other types get no loss),
+        start/end_labels [B, T, N], match_labels [B, T, N, W], bio_labels [B, T, N] (0 O, 1 B, 2 I)."""
+        if self.config.prompt_cache:
+            prompt_state, text_hidden = self._encode_cached(prompt_ids, prompt_slots, input_ids, attention_mask)
+        else:
+            prompt_state, text_hidden = self._encode_joint(prompt_ids, prompt_slots, input_ids, attention_mask)
+        markers = prompt_state[:, marker_positions]                                  # [b, T, H]  (b = 1 or B)
+        gamma, beta = self.film(markers).chunk(2, dim=-1)                            # [b, T, H] each
+        conditioned = text_hidden.unsqueeze(1) * (1 + gamma.unsqueeze(2)) + beta.unsqueeze(2)  # [B, T, N, H]
+        size, types, length, hidden = conditioned.shape
+        start, end, match = self.head(conditioned.reshape(size * types, length, hidden))  # [B*T, N], [B*T, N], [B*T, N, W]
+        output = OnePassOutput(start.view(size, types, length), end.view(size, types, length),     # [B, T, N]
+                               match.view(size, types, length, -1),                               # [B, T, N, W]
+                               self.bio(self.head.dropout(conditioned)))                           # [B, T, N, 3]
+        if start_labels is not None:
+            output.loss = self.loss_one_pass(output, attention_mask.bool(), type_mask, start_labels, end_labels,
+                                             match_labels, bio_labels)
+        return output
+
+    def _encode_joint(self, prompt_ids, prompt_slots, input_ids, attention_mask):
+        """Full attention over [CLS] prompts [SEP] text [SEP]: prompt states depend on the text."""
+        size = input_ids.shape[0]
+        prompt = self.prompt_embeddings(prompt_ids, prompt_slots).expand(size, -1, -1)  # [B, P, H]
+        embeddings = torch.cat([prompt, self.input_embeddings()(input_ids)], dim=1)     # [B, P+N, H]
+        length = prompt.shape[1]
+        mask = torch.cat([attention_mask.new_ones(size, length), attention_mask], dim=1)  # [B, P+N]
+        token_types = torch.cat([attention_mask.new_zeros(size, length), torch.ones_like(attention_mask)], 1)  # [B, P+N]
+        hidden = self.encoder(inputs_embeds=embeddings, attention_mask=mask,
+                              token_type_ids=token_types).last_hidden_state          # [B, P+N, H]
+        return hidden[:, :length], hidden[:, length:]                                # [B, P, H], [B, N, H]
+
+    def _bert_parts(self):
+        encoder = self.encoder.get_base_model() if hasattr(self.encoder, "get_base_model") else self.encoder
+        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+        if layers is None or not hasattr(encoder, "embeddings"):
+            raise ValueError(f"{self.config.backbone}: prompt_cache needs a BERT-style encoder; set prompt_cache=false")
+        return encoder.embeddings, layers
+
+    def _encode_cached(self, prompt_ids, prompt_slots, input_ids, attention_mask):
+        """Prompts attend to prompts only; text attends to [prompts ; text]. The prompt block is encoded once
+        (batch of 1), and in eval mode kept until the prompts or the weights change."""
+        embeddings, layers = self._bert_parts()
+        key = (tuple(prompt_ids.tolist()), tuple(prompt_slots.tolist()))
+        if not self.training and self._prompt_cache is not None and self._prompt_cache[0] == key:
+            prompt_state, prompt_kv = self._prompt_cache[1]
+        else:
+            length = prompt_ids.shape[0]
+            positions = torch.arange(length, device=prompt_ids.device).unsqueeze(0)            # [1, P]
+            hidden = embeddings(inputs_embeds=self.prompt_embeddings(prompt_ids, prompt_slots),
+                                token_type_ids=torch.zeros_like(positions), position_ids=positions)  # [1, P, H]
+            prompt_kv = []
+            for layer in layers:
+                key_value = _layer_key_value(layer, hidden)                                    # 2 x [1, h, P, d]
+                prompt_kv.append(key_value)
+                hidden = _layer_forward(layer, hidden, key_value, None, self.training)         # [1, P, H]
+            prompt_state = hidden
+            if not self.training and not torch.is_grad_enabled():
+                self._prompt_cache = (key, (prompt_state, prompt_kv))
+        size, length = input_ids.shape
+        offset = prompt_ids.shape[0]
+        positions = torch.arange(offset, offset + length, device=input_ids.device).expand(size, -1)  # [B, N]
+        hidden = embeddings(input_ids=input_ids, token_type_ids=torch.ones_like(input_ids),
+                            position_ids=positions)                                           # [B, N, H]
+        # Every text token sees every prompt position and the unpadded text positions.
+        mask = torch.cat([attention_mask.new_ones(size, offset), attention_mask], 1).bool()   # [B, P+N]
+        mask = mask[:, None, None, :]                                                         # [B, 1, 1, P+N]
+        for layer, (prompt_key, prompt_value) in zip(layers, prompt_kv):
+            own_key, own_value = _layer_key_value(layer, hidden)                              # 2 x [B, h, N, d]
+            key_value = (torch.cat([prompt_key.expand(size, -1, -1, -1), own_key], 2),        # [B, h, P+N, d]
+                         torch.cat([prompt_value.expand(size, -1, -1, -1), own_value], 2))    # [B, h, P+N, d]
+            hidden = _layer_forward(layer, hidden, key_value, mask, self.training)            # [B, N, H]
+        return prompt_state, hidden                                                           # [1, P, H], [B, N, H]
+
+    def loss_one_pass(self, output: OnePassOutput, valid: torch.Tensor, type_mask: torch.Tensor,
+                      start_labels, end_labels, match_labels, bio_labels=None) -> torch.Tensor:
+        """Partial labels: type t of row b contributes only when type_mask[b, t] (its corpus annotates t)."""
+        weights = valid.unsqueeze(1) & type_mask.bool().unsqueeze(-1)                 # [B, T, N]
+        start_loss = _masked_bce(output.start_logits, start_labels.float(), weights.float())
+        end_loss = _masked_bce(output.end_logits, end_labels.float(), weights.float())
+        width = self.config.max_span_width
+        start_candidates = (start_labels.bool() | (output.start_logits > 0)) & weights   # [B, T, N]
+        end_candidates = (end_labels.bool() | (output.end_logits > 0)) & weights         # [B, T, N]
+        end_band = F.pad(end_candidates, (0, width - 1)).unfold(-1, width, 1)           # [B, T, N, W]
+        candidates = start_candidates.unsqueeze(-1) & end_band                           # [B, T, N, W]
+        match_loss = _masked_bce(output.match_logits, match_labels.float(), candidates.float())
+        config = self.config
+        loss = (config.start_loss_weight * start_loss + config.end_loss_weight * end_loss
+                + config.match_loss_weight * match_loss)
+        if config.bio_loss_weight > 0 and bio_labels is not None:
+            bio = F.cross_entropy(output.bio_logits.float().flatten(0, 2), bio_labels.flatten(),
+                                  reduction="none").view_as(bio_labels)                  # [B, T, N]
+            loss = loss + config.bio_loss_weight * (bio * weights).sum() / weights.sum().clamp(min=1)
+        return loss
 
     def loss(self, output: PromptBioMRCOutput, context_mask: torch.Tensor, start_labels: torch.Tensor,
              end_labels: torch.Tensor, match_labels: torch.Tensor) -> torch.Tensor:
@@ -157,6 +317,34 @@ class PromptBioMRC(nn.Module):
         config = self.config
         return (config.start_loss_weight * start_loss + config.end_loss_weight * end_loss
                 + config.match_loss_weight * match_loss)
+
+
+def _layer_key_value(layer, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A BERT layer's keys and values for `hidden` [B, L, H] -> 2 x [B, h, L, d]."""
+    attention = layer.attention.self
+    heads = attention.num_attention_heads
+    size, length, _ = hidden.shape
+    key = attention.key(hidden).view(size, length, heads, -1).transpose(1, 2)        # [B, h, L, d]
+    value = attention.value(hidden).view(size, length, heads, -1).transpose(1, 2)    # [B, h, L, d]
+    return key, value
+
+
+def _layer_forward(layer, hidden: torch.Tensor, key_value: tuple[torch.Tensor, torch.Tensor],
+                   mask: Optional[torch.Tensor], training: bool) -> torch.Tensor:
+    """One BERT layer (post-LayerNorm) for queries `hidden` [B, Lq, H] over given keys/values [B, h, Lk, d];
+    mask [B, 1, 1, Lk] (True = attend) or None. Same weights and arithmetic as transformers' BertLayer."""
+    attention = layer.attention.self
+    size, length, width = hidden.shape
+    heads = attention.num_attention_heads
+    query = attention.query(hidden).view(size, length, heads, -1).transpose(1, 2)    # [B, h, Lq, d]
+    context = F.scaled_dot_product_attention(query, key_value[0], key_value[1], attn_mask=mask,
+                                             dropout_p=attention.dropout.p if training else 0.0)  # [B, h, Lq, d]
+    context = context.transpose(1, 2).reshape(size, length, width)                    # [B, Lq, H]
+    out = layer.attention.output
+    hidden = out.LayerNorm(out.dropout(out.dense(context)) + hidden)                  # [B, Lq, H]
+    inner = layer.intermediate(hidden)                                                # [B, Lq, 4H]
+    out = layer.output
+    return out.LayerNorm(out.dropout(out.dense(inner)) + hidden)                      # [B, Lq, H]
 
 
 def _masked_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

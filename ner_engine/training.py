@@ -1,8 +1,10 @@
 """Training: corpus mix -> triplets -> Prompt-bioMRC, with early stopping on dev F1 and resumable checkpoints."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import pickle
 import math
 import random
 import resource
@@ -16,12 +18,13 @@ import torch
 from tqdm import tqdm
 
 from ner_engine.backbones import device_resolve, tokenizer_load
-from ner_engine.batching import length_batches, triplets_collate, triplets_decode, triplets_forward
+from ner_engine.batching import (length_batches, triplets_collate, triplets_decode, triplets_forward, window_batches,
+                                 windows_collate, windows_decode, windows_forward)
 from ner_engine.datasets import REGISTRY, dataset_load
 from ner_engine.evaluation import spans_evaluate
 from ner_engine.extractor import artifact_save, model_build
 from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, trainable_state_dict
-from ner_engine.triplets import TripletBuilder, documents_to_triplets, templates_load
+from ner_engine.triplets import OnePassBuilder, TripletBuilder, documents_to_triplets, documents_to_windows, templates_load
 from ner_engine.types import Document, Span
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,9 @@ class TrainConfig:
     checkpoint_every: int = 200                    # steps
     max_steps: int | None = None                   # stop early (also on --resume) and keep the best so far
     device: str = "auto"
-    threads: int | None = None
+    threads: int | None = None                     # torch threads (CPU); None = torch's default
+    time_budget: float | None = None               # seconds of training in this sitting; then checkpoint and stop
+    feature_cache: str | None = "var/ner_cache/features"  # tokenised training examples, reused across runs
     version: str = "dev"
 
     @classmethod
@@ -102,18 +107,44 @@ def _documents(names: Sequence[str], split: str, data_dir: str | None, limit: in
     return loaded
 
 
-def model_evaluate(model: PromptBioMRC, builder: TripletBuilder, documents: Sequence[Document], *,
+def builder_make(config: PromptBioMRCConfig, tokenizer, templates) -> TripletBuilder | OnePassBuilder:
+    """The input builder of a model config: per-type triplets or one-pass windows."""
+    kind = OnePassBuilder if config.query_mode == "one_pass" else TripletBuilder
+    return kind(tokenizer, templates, config.entity_types, prompt_mode=config.prompt_mode,
+                max_length=config.max_length, window_overlap=config.window_overlap)
+
+
+def examples_build(builder, documents: Sequence[Document]) -> list:
+    """Training/evaluation examples: triplets (per type) or windows (one pass)."""
+    if isinstance(builder, OnePassBuilder):
+        return documents_to_windows(builder, documents)
+    return documents_to_triplets(builder, documents)
+
+
+def examples_forward(model, builder, examples, *, batch_size: int, device: str, pad_id: int):
+    if isinstance(builder, OnePassBuilder):
+        return windows_forward(model, builder, examples, batch_size=batch_size, device=device, pad_id=pad_id)
+    return triplets_forward(model, examples, batch_size=batch_size, device=device, pad_id=pad_id)
+
+
+def examples_decode(builder, examples, logits, num_texts: int, *, threshold: float):
+    if isinstance(builder, OnePassBuilder):
+        return windows_decode(builder, examples, logits, num_texts, threshold=threshold)
+    return triplets_decode(examples, logits, num_texts, threshold=threshold)
+
+
+def model_evaluate(model: PromptBioMRC, builder, documents: Sequence[Document], *,
                    device: str, pad_id: int, merge: dict | None = None, batch_size: int = 64,
                    thresholds: Sequence[float] | None = None):
     """Strict/lenient scores of a model on documents (only the types each document annotates are queried).
     With several `thresholds`, one forward pass serves them all and a {threshold: report} dict is returned."""
     model.eval()
-    triplets = documents_to_triplets(builder, documents)
-    logits = triplets_forward(model, triplets, batch_size=batch_size, device=device, pad_id=pad_id)
+    examples = examples_build(builder, documents)
+    logits = examples_forward(model, builder, examples, batch_size=batch_size, device=device, pad_id=pad_id)
     gold = [[s for s in doc.spans if s.type in builder.entity_types] for doc in documents]  # in the model's scope
     reports = {}
     for threshold in thresholds or [model.config.decode_threshold]:
-        predicted = triplets_decode(triplets, logits, len(documents), threshold=threshold)
+        predicted = examples_decode(builder, examples, logits, len(documents), threshold=threshold)
         predicted_spans = [[Span(c.start, c.end, c.type) for c in found] for found in predicted]
         reports[threshold] = spans_evaluate(gold, predicted_spans, merge=merge)
     return reports if thresholds else reports[model.config.decode_threshold]
@@ -142,9 +173,59 @@ def _weights_init(model: PromptBioMRC, source: str) -> None:
     if donor.config.entity_types != model.config.entity_types:
         raise ValueError(f"init_from {source}: entity types {donor.config.entity_types} differ from "
                          f"{model.config.entity_types}")
-    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
-    model.load_state_dict({k: v for k, v in donor.state_dict().items() if k in trainable}, strict=False)
-    logger.info("initialised %d trainable tensors from %s", len(trainable), source)
+    trainable = {name: p.shape for name, p in model.named_parameters() if p.requires_grad}
+    # Only tensors of the same name and shape: a per-type donor gives a one-pass model its encoder and span
+    # head; soft prompts of another length start from the templates instead.
+    taken = {k: v for k, v in donor.state_dict().items() if k in trainable and v.shape == trainable[k]}
+    model.load_state_dict(taken, strict=False)
+    logger.info("initialised %d of %d trainable tensors from %s", len(taken), len(trainable), source)
+
+
+def _training_examples(config: TrainConfig, builder) -> list:
+    """Tokenised training examples, cached on disk (pickle of plain lists) under a key of everything they
+    depend on: the corpora (names, file sizes and times), the limits, the builder's settings and prompts."""
+    names = sorted(config.datasets)
+    fingerprint = {"datasets": names, "limit": config.max_train_documents, "data_dir": config.data_dir,
+                   "builder": type(builder).__name__, "backbone": config.model.backbone,
+                   "mode": builder.prompt_mode, "max_length": builder.max_length, "overlap": builder.window_overlap,
+                   "types": list(builder.entity_types),
+                   "prompts": [builder.templates[t].hard_text() for t in builder.entity_types],
+                   "soft": [builder.templates[t].soft_prompt_length for t in builder.entity_types],
+                   "sources": _source_stamps(config), "version": 2}
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = Path(config.feature_cache) / f"{key}.pkl" if config.feature_cache else None
+    if path is not None and path.exists():
+        with open(path, "rb") as handle:
+            examples = pickle.load(handle)
+        logger.info("%d training examples from the feature cache %s", len(examples), path)
+        return examples
+    documents = [d for docs in _documents(config.datasets, "train", config.data_dir, config.max_train_documents).values()
+                 for d in docs]
+    examples = examples_build(builder, documents)
+    logger.info("%d training documents -> %d examples", len(documents), len(examples))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".tmp"), "wb") as handle:
+            pickle.dump(examples, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        path.with_suffix(".tmp").replace(path)
+    return examples
+
+
+def _source_stamps(config: TrainConfig) -> list:
+    """Size and modification time of the generator's phrase file and of every jsonl: corpus; registered
+    corpora are fixed releases and stamped by name and data folder (cheap: no file is read)."""
+    from ner_engine.datasets import DEFAULT_DATA_DIR
+    from ner_engine.lay_data import PHRASES_FILE
+
+    stamps = [[str(PHRASES_FILE), PHRASES_FILE.stat().st_size, PHRASES_FILE.stat().st_mtime]]
+    root = Path(config.data_dir) if config.data_dir else DEFAULT_DATA_DIR
+    for name in config.datasets:
+        if name.startswith("jsonl:"):
+            path = Path(name[len("jsonl:"):])
+            stamps.append([str(path), path.stat().st_size, path.stat().st_mtime])
+        else:
+            stamps.append([name, str(root)])  # registered corpora are fixed releases
+    return stamps
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -168,16 +249,14 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
     # The model has one soft-prompt length for every type (SoftPrompt is [T, K, H]); the templates follow it.
     templates = {t: replace(template, soft_prompt_length=config.model.soft_prompt_length)
                  for t, template in templates_load(config.templates).items() if t in config.model.entity_types}
-    builder = TripletBuilder(tokenizer, templates, config.model.entity_types, prompt_mode=config.model.prompt_mode,
-                             max_length=config.model.max_length, window_overlap=config.model.window_overlap)
-    train_docs = [d for docs in _documents(config.datasets, "train", config.data_dir, config.max_train_documents).values()
-                  for d in docs]
+    builder = builder_make(config.model, tokenizer, templates)
+    one_pass = isinstance(builder, OnePassBuilder)
+    triplets = _training_examples(config, builder)
     dev_sets = _documents(config.dev_datasets or config.datasets, "dev", config.data_dir, config.max_dev_documents)
-    triplets = documents_to_triplets(builder, train_docs)
-    logger.info("%d training documents -> %d triplets", len(train_docs), len(triplets))
 
     model = model_build(config.model, encoder_config=encoder_config)
-    model.soft_prompt_init([builder.soft_init_ids(t) for t in config.model.entity_types])
+    model.soft_prompt_init([builder.soft_init_ids(t) for t in config.model.entity_types],
+                           [builder.marker_init_ids(t) for t in config.model.entity_types] if one_pass else None)
     if config.init_from:
         _weights_init(model, config.init_from)
     model.to(device)
@@ -244,18 +323,27 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         return (state["bad_evaluations"] >= config.patience
                 or (config.max_steps is not None and state["step"] >= config.max_steps))
 
-    while state["epoch"] < config.epochs and not stop():
-        batches = length_batches(triplets, config.batch_size)
+    sitting_started = time.time()
+
+    def out_of_time() -> bool:
+        return config.time_budget is not None and time.time() - sitting_started >= config.time_budget
+
+    while state["epoch"] < config.epochs and not stop() and not out_of_time():
+        batches = (window_batches if one_pass else length_batches)(triplets, config.batch_size)
         random.Random(config.seed * 1000 + state["epoch"]).shuffle(batches)
         model.train()
         bar = tqdm(batches[state["step_in_epoch"]:], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
                    disable=not progress, mininterval=10)
         evaluated_at = None
         for indices in bar:
-            batch = triplets_collate([triplets[i] for i in indices], pad_id=pad_id, max_span_width=width, with_labels=True)
+            chunk = [triplets[i] for i in indices]
+            if one_pass:
+                batch = windows_collate(builder, chunk, pad_id=pad_id, max_span_width=width, with_labels=True)
+            else:
+                batch = triplets_collate(chunk, pad_id=pad_id, max_span_width=width, with_labels=True)
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast:
-                loss = model(**batch).loss
+                loss = (model.forward_one_pass(**batch) if one_pass else model(**batch)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -271,6 +359,9 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
             if state["step_in_epoch"] % config.checkpoint_every == 0 or evaluated_at == state["step"]:
                 save_checkpoint()
             if stop():
+                break
+            if out_of_time():
+                logger.info("time budget of %ss used at step %d; resume with --resume", config.time_budget, state["step"])
                 break
         if evaluated_at != state["step"]:
             dev_evaluate()

@@ -228,3 +228,124 @@ def documents_to_triplets(builder: TripletBuilder, documents: Sequence[Document]
     types = [[t for t in builder.entity_types if t in doc.types] for doc in documents]
     spans = [[(s.start, s.end, s.type) for s in doc.spans] for doc in documents]
     return builder.build([doc.text for doc in documents], types, spans)
+
+
+# ---- one pass: every type's prompt and the text in one encoder input ------------------------------------
+
+@dataclass
+class PassWindow:
+    """One text window for the one-pass model. Lists run over the context: the window's text tokens and the
+    closing [SEP] (offsets (-1, -1)). `gold[t]` holds type index t's spans as (start, end) token indices,
+    inclusive; `types` are the type indices the source annotates (the others are masked out of the loss)."""
+
+    text_index: int
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]
+    word_start: list[int]
+    word_end: list[int]
+    types: tuple[int, ...] = ()
+    gold: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+class OnePassBuilder:
+    """Texts -> `PassWindow`s sharing one prompt block `[CLS] <marker_1> <soft_1..K> PROMPT_1 ... [SEP]`.
+
+    `prompt_ids` / `prompt_slots` ([P] each; slot -1 = a token, t*(K+1) = type t's marker, t*(K+1)+1+k = its
+    soft slot k) and `marker_positions` ([T]) are what the model needs besides the windows."""
+
+    def __init__(self, tokenizer, templates: Mapping[str, QueryTemplate], entity_types: Sequence[str], *,
+                 prompt_mode: str = "hybrid", max_length: int = 256, window_overlap: int = 32) -> None:
+        if prompt_mode not in PROMPT_MODES:
+            raise ValueError(f"prompt_mode must be one of {PROMPT_MODES}, not {prompt_mode!r}")
+        missing = [t for t in entity_types if t not in templates]
+        if missing:
+            raise TemplateError(f"no template for entity type(s) {', '.join(missing)}")
+        self.tokenizer = tokenizer
+        self.entity_types = tuple(entity_types)
+        self.prompt_mode = prompt_mode
+        self.max_length = max_length
+        self.window_overlap = window_overlap
+        self.templates: dict[str, QueryTemplate] = {}
+        self.templates_set(templates)
+
+    def templates_set(self, templates: Mapping[str, QueryTemplate]) -> None:
+        """Swap hard templates; soft-prompt lengths stay those the model was trained with (one for all types)."""
+        merged = dict(self.templates)
+        for entity_type in self.entity_types:
+            if entity_type in templates:
+                incoming = templates[entity_type]
+                if entity_type in self.templates:
+                    incoming = replace(incoming, soft_prompt_length=self.templates[entity_type].soft_prompt_length)
+                template_validate(incoming, tokenizer=self.tokenizer)
+                merged[entity_type] = incoming
+        lengths = {merged[t].soft_prompt_length for t in self.entity_types}
+        if len(lengths) > 1:
+            raise TemplateError(f"one-pass prompts need one soft-prompt length for every type, not {sorted(lengths)}")
+        ids, slots, markers = [self.tokenizer.cls_token_id], [-1], []
+        for type_index, entity_type in enumerate(self.entity_types):
+            template = merged[entity_type]
+            soft = template.soft_prompt_length if self.prompt_mode in ("soft", "hybrid") else 0
+            words = "" if self.prompt_mode == "soft" else (
+                template.anchor if self.prompt_mode == "plain" else template.hard_text())
+            hard = self.tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
+            stride = template.soft_prompt_length + 1
+            markers.append(len(ids))
+            ids += [self.tokenizer.mask_token_id] * (1 + soft) + hard
+            slots += [type_index * stride + k for k in range(1 + soft)] + [-1] * len(hard)
+        ids.append(self.tokenizer.sep_token_id)
+        slots.append(-1)
+        if len(ids) + 2 > self.max_length:
+            raise TemplateError(f"the prompts take {len(ids)} tokens of max_length={self.max_length}; "
+                                "shorten the templates or raise max_length")
+        self.templates = merged
+        self.prompt_ids, self.prompt_slots, self.marker_positions = ids, slots, markers
+
+    def soft_init_ids(self, entity_type: str) -> list[int]:
+        template = self.templates[entity_type]
+        ids = self.tokenizer(template.hard_text(), add_special_tokens=False)["input_ids"]
+        return [ids[i % len(ids)] for i in range(template.soft_prompt_length)]
+
+    def marker_init_ids(self, entity_type: str) -> list[int]:
+        return self.tokenizer(self.templates[entity_type].anchor, add_special_tokens=False)["input_ids"]
+
+    def build(self, texts: Sequence[str], types_per_text: Sequence[Sequence[str]] | None = None,
+              spans_per_text: Sequence[Sequence[tuple[int, int, str]]] | None = None) -> list[PassWindow]:
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        budget = self.max_length - len(self.prompt_ids) - 1
+        windows: list[PassWindow] = []
+        for text_index, text in enumerate(texts):
+            ids = encoded["input_ids"][text_index]
+            offsets = [tuple(o) for o in encoded["offset_mapping"][text_index]]
+            starts = [_is_word_start(text, s) for s, _ in offsets]
+            ends = [_is_word_end(text, e) for _, e in offsets]
+            wanted = self.entity_types if types_per_text is None else types_per_text[text_index]
+            types = tuple(i for i, t in enumerate(self.entity_types) if t in wanted)
+            spans = spans_per_text[text_index] if spans_per_text else []
+            for lo, hi in _windows(len(ids), budget, self.window_overlap, starts):
+                window = PassWindow(text_index, ids[lo:hi] + [self.tokenizer.sep_token_id],
+                                    offsets[lo:hi] + [(-1, -1)], [int(s) for s in starts[lo:hi]] + [0],
+                                    [int(e) for e in ends[lo:hi]] + [0], types)
+                window_offsets = offsets[lo:hi]
+                if window_offsets:
+                    window_start, window_end = window_offsets[0][0], window_offsets[-1][1]
+                    for char_start, char_end, entity_type in spans:
+                        if entity_type not in self.entity_types or char_start < window_start or char_end > window_end:
+                            continue  # out of scope, or cut by the window edge (a neighbouring window holds it)
+                        type_index = self.entity_types.index(entity_type)
+                        if type_index not in types:
+                            continue
+                        start = next(i for i, (s, e) in enumerate(window_offsets) if e > char_start)
+                        end = max(i for i, (s, e) in enumerate(window_offsets) if s < char_end)
+                        if start <= end:
+                            window.gold.setdefault(type_index, []).append((start, end))
+                windows.append(window)
+        return windows
+
+
+def documents_to_windows(builder: OnePassBuilder, documents: Sequence[Document]) -> list[PassWindow]:
+    """Training/evaluation windows; each carries the types its corpus annotates (the others are masked)."""
+    types = [[t for t in builder.entity_types if t in doc.types] for doc in documents]
+    spans = [[(s.start, s.end, s.type) for s in doc.spans] for doc in documents]
+    return builder.build([doc.text for doc in documents], types, spans)

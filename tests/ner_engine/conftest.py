@@ -62,7 +62,7 @@ def tiny_train_config(jsonl: Path, output_dir: Path, **overrides):
                   patience=10, checkpoint_every=1000, device="cpu", threads=1, version="tiny-test-1",
                   # One threshold: the tiny model is selected for margins that survive fp16 reloading and
                   # batching, not for a low threshold that happens to score 1.0 on six sentences.
-                  decode_thresholds=[0.5])
+                  decode_thresholds=[0.5], feature_cache=None)
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -100,6 +100,25 @@ def trained(tmp_path_factory, train_jsonl, bert_config) -> dict:
     config = tiny_train_config(train_jsonl, output)
     card = train(config, encoder_config=bert_config, progress=False)
     return {"card": card, "output": output, "best": output / "best", "jsonl": train_jsonl, "config": config}
+
+
+@pytest.fixture(scope="session")
+def trained_one_pass(tmp_path_factory, train_jsonl, bert_config) -> dict:
+    """The tiny model in one-pass mode (prompt cache, BIO auxiliary head), trained once: same keys as `trained`."""
+    from ner_engine.training import train
+
+    output = tmp_path_factory.mktemp("tiny-one-pass")
+    config = tiny_train_config(train_jsonl, output, model=tiny_model_config(
+        query_mode="one_pass", prompt_mode="hybrid", max_length=128, bio_loss_weight=0.5), epochs=60, patience=20)
+    card = train(config, encoder_config=bert_config, progress=False)
+    return {"card": card, "output": output, "best": output / "best", "jsonl": train_jsonl, "config": config}
+
+
+@pytest.fixture(scope="session")
+def one_pass_extractor(trained_one_pass):
+    from ner_engine.extractor import Extractor
+
+    return Extractor.load(trained_one_pass["best"], device="cpu", context=False)
 
 
 @pytest.fixture(scope="session")
