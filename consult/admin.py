@@ -170,6 +170,9 @@ class PromptTemplateVersionInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the history is never rewritten
+
     @admin.display(description="")
     def revert(self, version: PromptTemplateVersion) -> str:
         if version.version == version.template.version:

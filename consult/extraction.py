@@ -226,3 +226,23 @@ def assertions_detect(text: str, spans: list[tuple[int, int]]) -> list[str]:
     if _assertion_detector is None:
         _assertion_detector = AssertionDetector()
     return _assertion_detector.detect(text, list(spans))
+
+
+def preview_extract(*, overrides: dict[str, dict[str, str]], text: str) -> ExtractionResult:
+    """Extract `text` with the model's shipped templates overridden by `overrides` ({entity type: {"template",
+    "anchor"?}}), for an admin's template preview. Runs on a query builder of its own that shares the loaded
+    network and clinical-context pipeline: this process's extractor, its templates and its template version are
+    left as they are. Raises ModelUnavailable without a model, TemplateError for an unusable template."""
+    from ner_engine.extractor import Extractor
+
+    base = extractor_get()
+    preview = Extractor(base.model, _builtin_templates, device=base.device, model_version=base.model_version,
+                        threshold=base.threshold, context=False)
+    preview.context = base.context
+    preview.set_templates({**_builtin_templates, **overrides}, version="preview")
+    [found] = preview.extract([text])
+    return ExtractionResult(
+        entities=[{"start": int(e.start), "end": int(e.end), "type": str(e.type), "text": str(e.text),
+                   "score": float(e.score), "attributes": dict(e.attributes or {})} for e in found],
+        model_version=str(base.model_version), template_version="preview",
+    )

@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
+from django.http import HttpResponsePermanentRedirect
 from django.urls import include, path
 
 from consult import clinician_views, views
@@ -7,6 +9,8 @@ from consult.security import LockoutAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (error pages, other clients).
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("consult/favicon.svg")), name="favicon"),
     path("start/", views.consultation_start, name="consultation-start"),
     path("c/<uuid:consultation_id>/", views.consultation_chat, name="consultation-chat"),
     path("api/", include("consult.api.urls")),
