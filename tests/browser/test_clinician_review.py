@@ -112,7 +112,7 @@ def test_clinician_reviews_red_flag_case_and_exports_fhir(chromium_executable, s
     assert "Call an ambulance now" in first_row.inner_text()
     screenshot_save(page, "clinician-dashboard")
 
-    first_row.get_by_role("link", name="Open").click()
+    first_row.locator("td.case-row__complaint a").click()  # the chief complaint opens the case
     page.wait_for_url(case_url)
     assert "rf_chest_pain_sweating" in page.locator("section.red-flags").inner_text()
     shown = annotations_shown(page, message["id"])
