@@ -39,7 +39,9 @@ class Consultation(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     urgency = models.CharField(max_length=32, choices=Urgency.choices, null=True, blank=True)
     summary = models.TextField(blank=True, default="")
-    # {"filled_slots": {...}, "asked_slots": [...], "pending_slot": str|None, "pending_question": {...}|None}
+    # The interview's state (consult.services.consultation_triage): {"answered": {message id: question id},
+    # "asked": {message id: the question asked after it}, "pending_question": {"id", "text"} | None,
+    # "decision": TriageDecision.to_dict()}
     triage_state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

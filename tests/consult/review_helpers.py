@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group, Permission
 
 from consult import services
 from consult.models import Consultation, Entity, Message, TriageEvent
+from consult.triage import knowledge_load
 
 FIRST = "I have had a bad headache and fever since Monday. I take ibuprofen. No chest pain."
 SECOND = "I also have asthma and a stiff neck."
@@ -51,16 +52,19 @@ def case_create(*, urgency: str | None = "consultation_24", closed: bool = False
     entity_create(first, "ibuprofen", "DRUG", assertion="present", code="5640", code_system="RXNORM")
     entity_create(first, "chest pain", "SYMPTOM", assertion="absent")
     entity_create(second, "asthma", "DISEASE", assertion="present")
-    TriageEvent.objects.create(consultation=consultation, message=first, rule_id="fill_main_symptoms_symptom",
-                               reason="Main symptom(s): headache, fever", urgency=None)
-    TriageEvent.objects.create(consultation=consultation, message=first, rule_id="ask_conditions",
-                               reason="Ask about conditions (conditions not known yet)", urgency=None)
-    TriageEvent.objects.create(consultation=consultation, message=second, rule_id="rf_meningitis_signs",
+    red_flag = knowledge_load().red_flags[0].id  # any red flag of the shipped knowledge base
+    TriageEvent.objects.create(consultation=consultation, message=first, rule_id="general:conditions",
+                               reason="Asked: Do you have any long-term conditions?", urgency=None)
+    TriageEvent.objects.create(consultation=consultation, message=second, rule_id=red_flag,
                                reason="Fever with a stiff neck", urgency=urgency)
     consultation.urgency = urgency
-    consultation.triage_state = {"filled_slots": {"main_symptoms": "headache, fever", "duration": "since Monday",
-                                                  "conditions": "asthma"},
-                                 "asked_slots": ["conditions"], "pending_slot": None, "pending_question": None}
+    consultation.triage_state = {
+        "answered": {str(second.id): "general:conditions"}, "asked": {str(first.id): "general:conditions"},
+        "pending_question": None,
+        "decision": {"record": {"complaints": ["headache", "fever"], "duration": "since Monday",
+                                "conditions": ["asthma"], "medications": [], "declined": []},
+                     "red_flags": [red_flag]},
+    }
     if closed:
         consultation.status = Consultation.Status.CLOSED
     consultation.save()

@@ -20,7 +20,6 @@ CLINICIAN_PERMISSIONS = [
     "view_recorditem",
     "view_triageevent",
     "view_entity",
-    "change_entity",  # review status of extracted mentions
     "view_prompttemplate",
     "view_entityreview",
     "view_auditevent",

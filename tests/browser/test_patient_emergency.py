@@ -1,0 +1,61 @@
+"""Issue 11, conversation 1 in a real browser at a phone's size (390 x 844): a headache with vomiting, then a
+stiff neck. The emergency instruction must be the first thing the patient sees, without scrolling, and the
+patient can still write afterwards."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+TIMEOUT_MS = 120_000
+PHONE = {"width": 390, "height": 844}
+
+
+def _send(page, text: str, replies_before: int) -> None:
+    composer = page.locator("#message-input")
+    composer.fill(text)
+    composer.press("Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('.message.assistant:not(.message--intro)').length > n",
+        arg=replies_before, timeout=TIMEOUT_MS,
+    )
+
+
+def test_emergency_instruction_is_visible_without_scrolling_on_a_phone(browser, system, screenshot_save):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True,
+                                  locale="en-GB")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(system.base_url + "/")
+        page.click("#start-button")
+        page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}/#.+"))
+        page.wait_for_selector("#connection-status[data-state='online']", timeout=30_000)
+
+        _send(page, "Hi, I've had a pounding headache since Tuesday and I keep throwing up. "
+                    "Took 2 ibuprofen but it didn't help.", 0)
+        assert page.locator("#advice").is_hidden()
+        _send(page, "No fever. My neck feels really stiff though.", 1)
+
+        page.wait_for_selector("#advice:not([hidden])", timeout=TIMEOUT_MS)
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # the banner stays in view
+        page.evaluate("window.scrollTo(0, 0)")
+        box = page.locator("#advice").bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], box
+        # Nothing the patient reads comes before it.
+        first = page.evaluate("document.querySelector('main').innerText.trim().split('\\n')[0]")
+        level = page.locator("#advice-level").inner_text()
+        assert "ambulance" in level.lower(), level
+        assert page.locator("#advice-text").inner_text().strip()
+        assert first.strip() == level.strip(), first
+        # Nothing overflows sideways at 390 px.
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        # The composer stays: the patient can add what they forgot.
+        assert page.locator("#message-input").is_enabled()
+        screenshot_save(page, "patient-emergency-phone")
+        assert errors == [], errors
+    finally:
+        context.close()
