@@ -14,6 +14,10 @@ def _train(args) -> int:
     data = json.loads(Path(args.config).read_text()) if args.config else {}
     if args.data_dir:
         data["data_dir"] = args.data_dir
+    if args.time_budget is not None:
+        data["time_budget"] = args.time_budget
+    if args.threads is not None:
+        data["threads"] = args.threads
     config = TrainConfig.from_dict(config_override(data, args.overrides))
     card = train(config, resume=args.resume, progress=not args.no_progress)
     print(json.dumps({"output": str(Path(config.output_dir) / "best"), "history": card["history"],
@@ -118,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--config", help="JSON training config (see ner_engine/configs/)")
     train.add_argument("--data-dir", help="folder holding the corpora (default ../shared/data)")
     train.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoint.pt")
+    train.add_argument("--time-budget", type=float, help="seconds of training in this sitting; then checkpoint, "
+                       "evaluate dev and stop (continue later with --resume)")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: the config's, else torch's)")
     train.add_argument("--no-progress", action="store_true")
     train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=2 model.prompt_mode=soft")
     train.set_defaults(func=_train)

@@ -328,7 +328,8 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
     def out_of_time() -> bool:
         return config.time_budget is not None and time.time() - sitting_started >= config.time_budget
 
-    while state["epoch"] < config.epochs and not stop() and not out_of_time():
+    budget_spent = False  # a sitting always trains at least one step
+    while state["epoch"] < config.epochs and not stop() and not budget_spent:
         batches = (window_batches if one_pass else length_batches)(triplets, config.batch_size)
         random.Random(config.seed * 1000 + state["epoch"]).shuffle(batches)
         model.train()
@@ -361,6 +362,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
             if stop():
                 break
             if out_of_time():
+                budget_spent = True
                 logger.info("time budget of %ss used at step %d; resume with --resume", config.time_budget, state["step"])
                 break
         if evaluated_at != state["step"]:

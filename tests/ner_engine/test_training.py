@@ -152,3 +152,37 @@ def test_shipped_default_config_parses():
     path = Path(ner_engine.__file__).with_name("configs") / "default.json"
     config = TrainConfig.from_dict(json.loads(path.read_text()))
     assert config.model.entity_types and config.datasets
+
+
+def test_time_budget_stops_and_resume_continues(tmp_path, train_jsonl, bert_config, tiny):
+    """A sitting stops once its time budget is spent (checkpoint + dev evaluation), and --resume continues
+    from that step, using the cached features."""
+    from ner_engine.training import train
+
+    cache = tmp_path / "features"
+    config = tiny.train_config(train_jsonl, tmp_path / "run", epochs=50, patience=100, time_budget=0.0,
+                               feature_cache=str(cache), model=tiny.model_config(query_mode="one_pass",
+                                                                                 max_length=128))
+    card = train(config, encoder_config=bert_config, progress=False)
+    assert [h["step"] for h in card["history"]] == [1]  # one step, then the budget was spent
+    assert len(list(cache.glob("*.pkl"))) == 1
+    config.time_budget = None
+    config.max_steps = 4
+    card = train(config, resume=True, encoder_config=bert_config, progress=False)
+    assert card["history"][0]["step"] == 1 and card["history"][-1]["step"] == 4
+    assert len(list(cache.glob("*.pkl"))) == 1  # same inputs -> the same cached features
+
+
+def test_feature_cache_key_follows_the_prompts(tmp_path, train_jsonl, tiny, tokenizer):
+    from ner_engine.training import _training_examples, builder_make
+    from ner_engine.triplets import QueryTemplate
+
+    config = tiny.train_config(train_jsonl, tmp_path / "run", feature_cache=str(tmp_path / "features"),
+                               model=tiny.model_config(query_mode="one_pass", max_length=128))
+    templates = {t: QueryTemplate(t, t.lower(), "find every {anchor}", 4) for t in tiny.types}
+    first = _training_examples(config, builder_make(config.model, tokenizer, templates))
+    again = _training_examples(config, builder_make(config.model, tokenizer, templates))
+    assert [w.input_ids for w in again] == [w.input_ids for w in first]
+    reworded = {t: QueryTemplate(t, t.lower(), "list each {anchor}", 4) for t in tiny.types}
+    _training_examples(config, builder_make(config.model, tokenizer, reworded))
+    assert len(list((tmp_path / "features").glob("*.pkl"))) == 2
