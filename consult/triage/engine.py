@@ -396,6 +396,9 @@ class TriageEngine:
         conversation = interview.conversation
         record = self._record(interview)
 
+        red_flags = self._red_flags(conversation)
+        if not interview.complaints and red_flags and self._fallback is not None:
+            interview.complaints = [self._fallback]  # a red flag is a complaint, whatever words stated it
         if not interview.complaints:
             # No advice level without a complaint: keep asking for it (issue 11, conversation 4).
             text = COMPLAINT_AGAIN if "complaint" in inp.asked else COMPLAINT_QUESTION
@@ -405,7 +408,6 @@ class TriageEngine:
                 reasons = (Reason("kept_earlier_level", "Kept: an earlier turn reached this level", urgency),)
             return TriageDecision(urgency, Question("complaint", text), False, None, reasons, (), (), (), record, None)
 
-        red_flags = self._red_flags(conversation)
         reasons: list[Reason] = list(red_flags)
         act_now = urgency_max(*(r.urgency for r in red_flags))
         posterior = None
