@@ -34,7 +34,7 @@ from ner_engine.context.attributes import attributes_find, attributes_link  # no
 from ner_engine.context.dictionaries import (CODED_CORPORA, TRAINING_SPLITS, code_parse,  # noqa: E402
                                              dictionaries_installed, dictionary_build, dictionary_save)
 from ner_engine.context.embeddings import cache_dir, cache_key, cache_paths  # noqa: E402
-from ner_engine.context.normalisation import (LAY_CHECK_FILE, SYSTEMS_BY_TYPE, Normaliser,  # noqa: E402
+from ner_engine.context.normalisation import (LAY_CHECK_FILE, SYSTEMS_BY_TYPE, Normaliser, coding_check_load,  # noqa: E402
                                               abbreviations_find, term_normalise, vocabulary_key)
 from ner_engine.datasets import DEFAULT_DATA_DIR  # noqa: E402
 from ner_engine.types import Entity  # noqa: E402
@@ -370,6 +370,52 @@ def cost_eval(data_dir: Path, pipeline: ContextPipeline, limit: int) -> dict:
             summary[f"{key}_ms_p50{suffix}"] = round(chosen[int(0.5 * (len(chosen) - 1))], 3)
             summary[f"{key}_ms_p95{suffix}"] = round(chosen[int(0.95 * (len(chosen) - 1))], 3)
     return summary
+
+
+# ---------------------------------------------------------------- coding check set (patient mentions -> code)
+def coding_check_eval(pipeline: ContextPipeline, rows: list[dict] | None = None) -> dict:
+    """Per half (rows in file order: even dev, odd test): code precision (emitted codes that are right: a code in
+    the expected system for a coded row, any code for an "uncoded" row), coverage (coded rows given the right
+    code) and accuracy (right code, or rightly uncoded). The pipeline runs on the gold mention in its message."""
+    rows = coding_check_load() if rows is None else rows
+    result: dict = {"split": "rows in file order: even positions dev, odd positions test"}
+    for part, chosen in (("dev", rows[0::2]), ("test", rows[1::2]), ("all", rows)):
+        counts = Counter()
+        misses = []
+        for row in chosen:
+            entity = Entity(row["start"], row["end"], row["type"], row["mention"], 1.0)
+            pipeline.contextualise(row["message"], [entity])
+            codes = entity.attributes["codes"]
+            if row["expected"] == "uncoded":
+                counts["uncoded_rows"] += 1
+                emitted = bool(codes)
+                right = not codes
+                counts["uncoded_right"] += right
+                got = f"{codes[0]['system']}:{codes[0]['code']}" if codes else "uncoded"
+            else:
+                system = row["expected"].split(":", 1)[0]
+                best = next((c for c in codes if c["system"] == system), None)
+                got = f"{system}:{best['code']}" if best else "uncoded"
+                emitted = best is not None
+                right = got == row["expected"]
+                counts["coded_rows"] += 1
+                counts["coded_right"] += right
+            counts["emitted"] += emitted
+            counts["emitted_right"] += emitted and right
+            counts["right"] += right
+            if not right:
+                misses.append(f"{row['message']} [{row['mention']}] -> {got} (want {row['expected']} {row['name']})")
+        result[part] = {
+            "n": len(chosen),
+            "code_precision": round(counts["emitted_right"] / max(counts["emitted"], 1), 4),
+            "codes_emitted": counts["emitted"],
+            "coverage": round(counts["coded_right"] / max(counts["coded_rows"], 1), 4),
+            "uncoded_rows_left_uncoded": f"{counts['uncoded_right']}/{counts['uncoded_rows']}",
+            "accuracy": round(counts["right"] / max(len(chosen), 1), 4),
+        }
+        if part == "dev":
+            result[part]["misses"] = misses
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,17 +17,20 @@ are used as attribute candidates and left as they are.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 
 from ner_engine.context.assertion import ASSERTIONS, EXPERIENCERS, AssertionDetector
 from ner_engine.context.attributes import KINDS, Attribute, attributes_find, attributes_link
-from ner_engine.context.normalisation import DEFAULT_THRESHOLD, SYSTEMS_BY_TYPE, Normaliser
+from ner_engine.context.normalisation import DEFAULT_THRESHOLD, SYSTEMS_BY_TYPE, Normaliser, body_sites
 from ner_engine.context.spelling import word_type
 from ner_engine.context.surface import SurfaceView, mention_resolve, surface_view
 from ner_engine.types import CORE_TYPES, Entity
 
-__all__ = ["ASSERTIONS", "EXPERIENCERS", "KINDS", "ContextPipeline", "entities_contextualise"]
+_POSSESSIVE = re.compile(r"\b(?:my|his|her|their|our|your|the|both|a|left|right|bilateral)\s+", re.IGNORECASE)
+
+__all__ = ["ASSERTIONS", "EXPERIENCERS", "KINDS", "codes_agreeing", "ContextPipeline", "entities_contextualise"]
 
 
 class ContextPipeline:
@@ -47,6 +50,18 @@ class ContextPipeline:
             for system in self.normaliser.systems(entity_type):
                 self.normaliser.vocabulary(system)
         self.normaliser.embeddings_warm()
+
+    def _codes_with_site(self, query: str, site_text: str, entity_type: str, codes: list[dict]) -> list[dict]:
+        """A mention that names no body site, with the one linked to it ("pain" ... "in my chest", "my legs are
+        swollen"), is coded as the site and the mention together when that reaches a confident code (>= 0.9)."""
+        if body_sites(query):
+            return codes
+        site = _POSSESSIVE.sub("", site_text).strip()
+        for composed in (f"{site} {query}", f"{query} {site}"):
+            found = self.normaliser.normalise(composed, entity_type)
+            if found and found[0]["score"] >= 0.9:
+                return found
+        return codes
 
     def contextualise(self, text: str, entities: Sequence[Entity]) -> list[Entity]:
         core = [e for e in entities if e.type in CORE_TYPES]
@@ -72,7 +87,13 @@ class ContextPipeline:
             entity.attributes["assertion"] = assertion
             entity.attributes["experiencer"] = experiencer
             entity.attributes["attributes"] = {kind: attributes[kind].to_dict() for kind in KINDS if kind in attributes}
-            entity.attributes["codes"] = entity_codes
+            site = attributes.get("body_site")
+            site_text = site.text if site is not None and not (entity.start <= site.start and site.end <= entity.end) else ""
+            if not site_text:
+                site_text = _site_neighbour(text, entity, core)
+            if self.normalise and site_text and entity.type != "DRUG":
+                entity_codes = self._codes_with_site(query, site_text, entity.type, entity_codes)
+            entity.attributes["codes"] = codes_agreeing(entity_codes, f"{query} {site_text}")
             if entity.type == "DRUG" and _misread_drug(query):
                 # A misspelt symptom is no medicine ("hedache", "diarrea"): the corrected word says what it is.
                 entity.type = "SYMPTOM" if _misread_drug(query) == "symptom" else "DISEASE"
@@ -85,6 +106,30 @@ class ContextPipeline:
                 entity.type = "SYMPTOM"
                 entity.attributes["retyped_from"] = "DISEASE"
         return list(entities)
+
+
+def _site_neighbour(text: str, entity: Entity, core: Sequence[Entity]) -> str:
+    """The text of another mention next to this one (at most 3 words between, no sentence end) that names only a
+    body site: the model sometimes tags the site apart ("my [neck] feels [stiff]", "my [tummy] [hurts]")."""
+    for other in core:
+        if other is entity or not body_sites(other.text):
+            continue
+        words = [w for w in _POSSESSIVE.sub(" ", f" {other.text} ").split()]
+        if not words or body_sites(" ".join(words)) != body_sites(other.text) or len(words) != len(
+                [w for w in words if body_sites(w)]):
+            continue
+        gap = text[other.end:entity.start] if other.end <= entity.start else text[entity.end:other.start]
+        if len(gap.split()) <= 3 and not re.search(r"[.!?;\n]", gap):
+            return other.text
+    return ""
+
+
+def codes_agreeing(codes: list[dict], words: str) -> list[dict]:
+    """The codes whose name names no body site that the mention and its linked body site (`words`) do not:
+    "chest pain" is not "Pain in hip", "legs are swollen" is not "Swelling of inguinal region". An exact name
+    (score 1.0) always agrees."""
+    sites = body_sites(words)
+    return [c for c in codes if c["score"] >= 1.0 or body_sites(c["name"]) <= sites]
 
 
 def _attribute_original(attribute: Attribute, view: SurfaceView, text: str) -> Attribute:

@@ -59,6 +59,24 @@ LEXICAL_CONFIDENT = 0.93  # a lexical match this good is not second-guessed by e
 EMBEDDING_THRESHOLDS: dict[str, float] = {"SYMPTOM": 0.8, "DISEASE": 0.8}
 EMBEDDING_TOP_K = 10
 LAY_CHECK_FILE = Path(__file__).with_name("lay_check.tsv")
+CODING_CHECK_FILE = Path(__file__).with_name("coding_check.tsv")
+
+
+def coding_check_load(path: str | Path = CODING_CHECK_FILE) -> list[dict]:
+    """Rows of the coding check set, in file order: {expected ("<system>:<code>" or "uncoded"), type, mention,
+    message, name, start, end}, the mention being its first case-insensitive occurrence in the message. A row
+    whose mention is not in its message raises ValueError."""
+    rows = []
+    for line_number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line or line.startswith("#"):
+            continue
+        expected, entity_type, mention, message, name = line.split("\t")
+        start = message.lower().find(mention.lower())
+        if start < 0 or entity_type not in SYSTEMS_BY_TYPE:
+            raise ValueError(f"{path}:{line_number}: mention not in its message or unknown type: {line!r}")
+        rows.append({"expected": expected, "type": entity_type, "mention": message[start:start + len(mention)],
+                     "message": message, "name": name, "start": start, "end": start + len(mention)})
+    return rows
 
 _STOP_PREFIX = re.compile(
     r"^(?:(?:my|his|her|their|our|your|the|a|an|some|bit of|a bit of|bad|really|very|constant|terrible|"
@@ -99,7 +117,47 @@ _LAY_PHRASES = (  # multi-word generic rewrites (order matters: longest first)
     ("stuffy nose", "nasal congestion"), ("runny nose", "rhinorrhea"), ("pins and needles", "paresthesia"),
     ("head pain", "headache"), ("heart attack", "myocardial infarction"), ("high blood pressure", "hypertension"),
     ("low blood pressure", "hypotension"), ("high blood sugar", "hyperglycemia"), ("low blood sugar", "hypoglycemia"),
+    # everyday names of infections and swellings (NHS Health A to Z: "Kidney infection", "Urinary tract infections
+    # (UTIs)" - "water infection", "Chest infection", "Swollen ankles, feet and legs (oedema)")
+    ("kidney infection", "pyelonephritis"), ("water infection", "urinary tract infection"),
+    ("bladder infection", "cystitis"), ("chest infection", "lower respiratory tract infection"),
+    ("swollen legs", "pedal edema"), ("legs swollen", "pedal edema"),
+    ("swollen leg", "pedal edema"), ("leg swollen", "pedal edema"),
+    ("leg swelling", "pedal edema"), ("legs swelling", "pedal edema"),
+    ("swelling legs", "pedal edema"), ("neck stiff", "stiff neck"), ("stiff neck", "stiff neck"),
 )
+
+# Words that make a longer term no more specific than the mention: "diabetes" -> "diabetes mellitus" is the same
+# concept, "diabetes" -> "diabetes insipidus" is not (an unspecified mention gets the unspecified concept).
+UNSPECIFYING_WORDS = frozenset({"mellitus", "disease", "diseases", "disorder", "disorders", "syndrome", "unspecified",
+                                "nos", "condition", "conditions", "site", "not", "specified", "elsewhere",
+                                "classified", "of", "the", "nonspecific", "general", "generalized", "generalised"})
+# Body sites, grouped: a code naming a site the mention (or the body site linked to it) does not name contradicts
+# the words ("chest pain" is not "Pain in hip"; "legs are swollen" is not "Swelling of inguinal region").
+_SITE_GROUPS = {
+    "head": "head cephalic cranial scalp", "neck": "neck cervical nuchal", "chest": "chest thoracic thorax",
+    "abdomen": "abdominal abdomen tummy stomach belly epigastric", "groin": "groin inguinal",
+    "hip": "hip hips", "knee": "knee knees", "leg": "leg legs lower limb limbs thigh calf shin",
+    "arm": "arm arms upper forearm", "foot": "foot feet toe toes heel", "hand": "hand hands finger fingers thumb",
+    "back": "back lumbar spine spinal", "eye": "eye eyes ocular eyelid", "ear": "ear ears", "shoulder": "shoulder shoulders",
+    "ankle": "ankle ankles", "wrist": "wrist wrists", "elbow": "elbow elbows", "face": "face facial", "jaw": "jaw",
+    "throat": "throat pharyngeal", "kidney": "kidney kidneys renal", "bladder": "bladder vesical",
+    "pelvis": "pelvis pelvic", "breast": "breast breasts nipple", "mouth": "mouth oral", "nose": "nose nasal",
+}
+_SITE_OF_WORD = {word: group for group, words in _SITE_GROUPS.items() for word in words.split()}
+
+
+def body_sites(text: str) -> set[str]:
+    """The body-site groups a text names ("Pain in hip" -> {"hip"}, "tummy ache" -> {"abdomen"})."""
+    return {_SITE_OF_WORD[w] for w in term_normalise(text).split() if w in _SITE_OF_WORD}
+
+
+def _more_specific(query: str, term: str) -> bool:
+    """The term adds words that narrow the mention ("sleep" -> "sleep apnea", "blood pressure" -> "low blood
+    pressure"), i.e. it names a more specific concept than the mention."""
+    query_words = set(query.split())
+    extra = set(term.split()) - query_words
+    return bool(extra - UNSPECIFYING_WORDS)
 
 
 def term_normalise(text: str) -> str:
@@ -397,6 +455,12 @@ def icd10cm_vocabulary() -> Vocabulary:
             terms += [note.text or "" for note in element.findall("includes/note")]
             # "Essential (primary) hypertension" -> also "Essential hypertension"
             terms += [_PARENTHESISED.sub(" ", t) for t in terms if "(" in t]
+            # "Pyelonephritis NOS" is what a bare "pyelonephritis" is coded as (NOS: not otherwise specified)
+            terms += [t[:-4] for t in terms if t.endswith(" NOS")]
+            if "in diseases classified elsewhere" in description:
+                # manifestation codes are never first-listed (ICD-10-CM Official Guidelines I.A.13): only
+                # their own description leads to them, not the bare names of their includes notes
+                terms = [description]
             entries.append((code, description, terms))
         for child in list(element):
             if child.tag != "diag":
@@ -465,6 +529,19 @@ def _fuzzy_ratio(query: str, choice: str, **kwargs) -> float:
     from rapidfuzz import fuzz
 
     return 0.4 * fuzz.token_set_ratio(query, choice) + 0.6 * fuzz.token_sort_ratio(query, choice)
+
+
+def _fuzzy_contradicts(query: str, term: str) -> bool:
+    """A fuzzy match the words contradict: the term is more specific than the mention ("blood pressure" ->
+    "low blood pressure"), or a word of the mention has no close word in the term ("renal infection" ->
+    "reinfection"; a typo within 80% similarity still counts as close)."""
+    from rapidfuzz import fuzz
+
+    if _more_specific(query, term) and len(query.split()) < len(term.split()):
+        return True
+    term_words = term.split()
+    return any(max((fuzz.ratio(word, t) for t in term_words), default=0) < 80
+               for word in query.split() if len(word) > 2 and word not in UNSPECIFYING_WORDS)
 
 
 def vocabulary_key(entity_type: str, system: str) -> str:
@@ -667,6 +744,8 @@ class Normaliser:
             prefix = term_stem(rewritten or stripped)
             longer = [p for p in vocabulary.word_index.get(prefix.split()[-1] if prefix else "", ())
                       if vocabulary.term_list[p].startswith(prefix + " ")]
+            # only terms that add no narrowing word: "diabetes" -> "diabetes mellitus", not "diabetes insipidus"
+            longer = [p for p in longer if not _more_specific(prefix, vocabulary.term_list[p])]
             longer = [p for p in longer if p in vocabulary.name_positions] or longer  # preferred names first
             if longer and len(longer) < 200:  # "diabetes" -> "diabetes mellitus" (shortest such term)
                 shortest = min(longer, key=lambda p: len(vocabulary.term_list[p]))
@@ -689,6 +768,8 @@ class Normaliser:
                 choices = [vocabulary.term_list[p] for p in positions]
                 for choice, _, found in process.extract(query, choices, scorer=fuzz.token_set_ratio, limit=20,
                                                         score_cutoff=60):
+                    if _fuzzy_contradicts(query, choice):
+                        continue
                     offer(vocabulary.term_concepts[positions[found]], 0.9 * _fuzzy_ratio(query, choice) / 100)
         preferred = {vocabulary.preferred.get(q) for q in (term_stem(normalised), term_stem(stripped))} - {None}
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0] not in preferred,

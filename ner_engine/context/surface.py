@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ner_engine.context.normalisation import abbreviations_find
 from ner_engine.context.spelling import spelling_correct
 
 ABBREVIATIONS_FILE = Path(__file__).with_name("abbreviations.tsv")
@@ -175,13 +176,22 @@ def abbreviation_sense(senses: list[Abbreviation], text: str) -> Abbreviation | 
     return next((s for s in senses if not s.context), None)
 
 
+_PARENTHESISED_SHORT = re.compile(r"\(\s*([A-Za-z][\w&/+-]{0,9})\s*\)")
+
+
 def abbreviation_edits(text: str) -> list[Edit]:
+    """Table expansions of the short forms in `text`, except those the text defines itself ("myotonic dystrophy
+    (DM)": there DM is not diabetes mellitus)."""
     exact_pattern, any_pattern, exact, anycase = _abbreviation_pattern()
+    defined: set[str] = set()
+    if "(" in text:  # any parenthesised short form: "myotonic dystrophy (DM)" defines DM even without its letters
+        defined = {short.lower() for short in abbreviations_find(text)}
+        defined |= {m.group(1).lower() for m in _PARENTHESISED_SHORT.finditer(text)}
     edits = []
     for pattern, table, key in ((exact_pattern, exact, str), (any_pattern, anycase, str.lower)):
         for match in pattern.finditer(text):
             senses = table.get(key(match.group()))
-            if senses:
+            if senses and match.group().lower() not in defined:
                 sense = abbreviation_sense(senses, text)
                 if sense is not None:
                     edits.append(Edit(match.start(), match.end(), sense.expansion, "abbreviation"))
@@ -189,12 +199,16 @@ def abbreviation_edits(text: str) -> list[Edit]:
 
 
 _WORD = re.compile(r"[A-Za-z]+")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]\s*|^\s*)$")
 
 
 def spelling_edits(text: str) -> list[Edit]:
     edits = []
     for match in _WORD.finditer(text):
-        corrected = spelling_correct(match.group())
+        word = match.group()
+        if word[:1].isupper() and not _SENTENCE_START.search(text, 0, match.start()):
+            continue  # a capitalised word inside a sentence is a name ("Swedes", "Cowden")
+        corrected = spelling_correct(word)
         if corrected is not None:
             edits.append(Edit(match.start(), match.end(), corrected, "spelling"))
     return edits

@@ -54,7 +54,7 @@ def test_fuzzy_can_be_switched_off():
 
 
 def test_ranked_candidates_and_unknown_type(toy):
-    ranked = toy.match(TOY, "pain")
+    ranked = toy.match(TOY, "headach")  # a typo: fuzzy candidates, ranked ("pain" alone no longer reaches the more specific "Abdominal pain")
     assert ranked and all(a[0] >= b[0] for a, b in zip(ranked, ranked[1:]))
     assert toy.normalise("headache", "ANATOMY") == []
 
