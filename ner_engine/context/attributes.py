@@ -1,5 +1,6 @@
-"""Attributes of an entity: duration/onset, severity, frequency and body site, each linked to the entity it
-modifies (the nearest one in the same clause).
+"""Attributes of an entity: duration/onset, severity, frequency and body site, and for medicines dose and route,
+each linked to the entity it modifies (the nearest one in the same clause). A degree word straight before a
+symptom ("very itchy") is its severity.
 
 Candidates come from the DURATION / SEVERITY / ANATOMY entities the model may already return, plus regular
 expressions and small lexicons below (model spans win where both overlap). Spans are character offsets into
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from ner_engine.context.assertion import sentence_bounds
 
-KINDS: tuple[str, ...] = ("duration", "severity", "frequency", "body_site")
+KINDS: tuple[str, ...] = ("duration", "severity", "frequency", "body_site", "dose", "route")
 MODEL_TYPES = {"DURATION": "duration", "SEVERITY": "severity", "ANATOMY": "body_site"}
 # Which entity types each attribute kind may modify.
 TARGET_TYPES = {
@@ -21,6 +22,8 @@ TARGET_TYPES = {
     "severity": {"SYMPTOM", "DISEASE"},
     "frequency": {"SYMPTOM", "DISEASE", "DRUG"},
     "body_site": {"SYMPTOM", "DISEASE"},
+    "dose": {"DRUG"},
+    "route": {"DRUG"},
 }
 
 _NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
@@ -35,6 +38,9 @@ _MONTH = (r"(?:january|february|march|april|may|june|july|august|september|octob
 _SP = r"[\s\u2005\u2009\u00a0]"  # case reports use thin and four-per-em spaces inside "3\u2005days"
 
 _DURATION = [
+    # clinical shorthand: "coughing x3 days", "x 2 weeks", "for 3/7" (days) or "2/52" (weeks)
+    rf"x{_SP}*\d+(?:{_SP}*-{_SP}*\d+)?{_SP}*{_UNIT}",
+    rf"(?<![\d/])\d{{1,2}}{_SP}*/{_SP}*(?:7|52|12)(?![\d/.,])",
     # "3 days", "2-3 weeks", "6-week history", "the past few days", "about two weeks ago", "10-day course"
     rf"(?:(?:the{_SP}+)?(?:past|last|previous|next|following|first|further|another){_SP}+)?"
     rf"(?:(?:about|around|approximately|approx\.?|almost|nearly|over|more{_SP}+than|less{_SP}+than|at{_SP}+least|"
@@ -44,7 +50,8 @@ _DURATION = [
     rf"(?![\w-]*{_SP}*(?:-{_SP}*)?(?:old|of{_SP}+age|later|after|earlier|before|prior|post|following|into))"
     rf"(?:{_SP}+(?:ago|history|period|course|duration|now))?",
     # onset: "since Monday", "since yesterday", "since last week", "since 2019", "since I was a kid"
-    rf"since{_SP}+(?:yesterday|today|this{_SP}+(?:morning|afternoon|evening|week|month|year)|last{_SP}+\w+|"
+    rf"since{_SP}+(?:(?:yesterday|last{_SP}+night|{_DAY})(?:{_SP}+(?:morning|afternoon|evening|night|lunchtime|lunch))|"
+    rf"yesterday|today|this{_SP}+(?:morning|afternoon|evening|week|month|year)|last{_SP}+\w+|"
     rf"(?:the{_SP}+)?(?:weekend|morning|evening|night|beginning{_SP}+of{_SP}+\w+)|{_DAY}|{_MONTH}|\d{{4}}|"
     rf"childhood|birth|christmas|easter|i{_SP}+was{_SP}+(?:a{_SP}+)?(?:kid|child|baby|teenager|young|little)|"
     rf"(?:{_NUM}{_SP}+{_UNIT}{_SP}+ago))",
@@ -71,9 +78,13 @@ _SEVERITY = [
 ]
 _FREQUENCY = [
     rf"(?:once|twice|thrice|(?:{_NUM}|several|a{_SP}+few|many){_SP}+times?|{_NUM}{_SP}+(?:episodes?|attacks?|bouts?))"
-    rf"(?:{_SP}+(?:a|per|every|each|an|in{_SP}+a|in{_SP}+the){_SP}+(?:{_NUM}{_SP}+)?(?:{_UNIT}|morning|evening|night))?",
+    rf"(?:{_SP}+(?:daily|weekly|monthly|nightly|hourly)|{_SP}+(?:a|per|every|each|an|in{_SP}+a|in{_SP}+the){_SP}+"
+    rf"(?:{_NUM}{_SP}+)?(?:{_UNIT}|morning|evening|night))?",
+    # prescription shorthand: "bd", "tds", "qds", "od", "prn", "as needed"
+    rf"(?-i:OD|BD|BID|TDS|TID|QDS|QID|PRN|bd|tds|qds|prn)|as{_SP}+(?:needed|required)|when{_SP}+needed",
     rf"(?:every|each){_SP}+(?:(?:{_NUM}|other|few|couple{_SP}+of){_SP}+)?(?:{_UNIT}|morning|evening|night|time|meal)s?",
-    rf"(?:per|a){_SP}+(?:day|night|week|month)(?=\b)",
+    # "a week" after "for" / "in" / "over" is a duration ("pain for a week"), not a rate
+    rf"(?<!for{_SP})(?<!in{_SP})(?<!over{_SP})(?<!about{_SP})(?:per|a){_SP}+(?:day|night|week|month)(?=\b)",
     rf"(?:daily|nightly|weekly|monthly|hourly|constantly|constant|continuous(?:ly)?|all{_SP}+the{_SP}+time|"
     rf"on{_SP}+and{_SP}+off|off{_SP}+and{_SP}+on|intermittent(?:ly)?|occasional(?:ly)?|sometimes|often|"
     rf"frequent(?:ly)?|rare(?:ly)?|(?:every{_SP}+)?now{_SP}+and{_SP}+then|from{_SP}+time{_SP}+to{_SP}+time|"
@@ -91,11 +102,25 @@ _BODY_SITE = [
     rf"side{_SP}+of{_SP}+(?:my|the)|inner|outer){_SP}+)*(?:{_SITES})(?:{_SP}+(?:area|region))?",
 ]
 
+_DOSE = [
+    # "400mg", "2 x 500 mg", "5ml", "two puffs", "1 tablet", "10 units"
+    rf"(?:(?:\d+|one|two|three|four|half(?:{_SP}+an?)?){_SP}*(?:x|×){_SP}*)?(?:\d+(?:[.,]\d+)?|one|two|three|four|half"
+    rf"(?:{_SP}+an?)?|a){_SP}*(?:mg|milligrams?|mcg|micrograms?|µg|g|grams?|ml|millilit(?:re|er)s?|units?|iu|puffs?|"
+    rf"tablets?|tabs?|capsules?|caps?|drops?|sachets?|patch(?:es)?|spoonfuls?|teaspoons?|sprays?)(?![\w])",
+]
+_ROUTE = [
+    rf"(?:by{_SP}+mouth|orally|oral|intravenous(?:ly)?|intramuscular(?:ly)?|subcutaneous(?:ly)?|topical(?:ly)?|"
+    rf"inhaled|via{_SP}+(?:an?{_SP}+)?inhaler|nasal{_SP}+spray|eye{_SP}+drops|ear{_SP}+drops|rectal(?:ly)?|"
+    rf"under{_SP}+(?:my|the){_SP}+tongue|sublingual(?:ly)?|by{_SP}+injection|inject(?:ions?|ed|ing|s)?|on{_SP}+(?:my|the){_SP}+skin)",
+    r"(?-i:PO|IV|IM|SC|SL|PR|INH)",
+]
+
 _PATTERNS = {kind: re.compile("|".join(f"(?<![\\w-])(?:{p})(?![\\w])" for p in patterns), re.IGNORECASE)
              for kind, patterns in (("frequency", _FREQUENCY), ("duration", _DURATION), ("severity", _SEVERITY),
-                                    ("body_site", _BODY_SITE))}
+                                    ("dose", _DOSE), ("route", _ROUTE), ("body_site", _BODY_SITE))}
 # Clause breaks for linking: sentence ends plus contrastive conjunctions and semicolons.
 _CLAUSE_BREAK = re.compile(r"\b(?:but|however|although|though|whereas|while|and\s+(?:also\s+)?(?:i|my))\b|;", re.IGNORECASE)
+_STRIP_TIMES = re.compile(rf"^x{_SP}*(?=\d)")  # "x3 days" -> "3 days"
 _STRIP_FOR = re.compile(rf"^(?:for|over|during|in){_SP}+(?=(?:about|around|approximately|almost|nearly|more|less|at|\d|"
                         rf"{_NUMBER_WORDS}|a |an |the |several|a few|few))", re.IGNORECASE)
 
@@ -124,7 +149,7 @@ def attributes_find(text: str, model_spans: Sequence[tuple[int, int, str]] = ())
         for match in pattern.finditer(text):
             start, end = match.span()
             if kind == "duration":
-                skip = _STRIP_FOR.match(match.group())
+                skip = _STRIP_FOR.match(match.group()) or _STRIP_TIMES.match(match.group())
                 if skip:
                     start += skip.end()
             if any(a.start < end and start < a.end for a in taken):
@@ -146,6 +171,20 @@ def clause_bounds(text: str) -> list[tuple[int, int]]:
             cut = match.start()
         bounds.append((cut, end))
     return bounds
+
+
+_INTENSIFIER_BEFORE = re.compile(rf"(?<![\w-])(?:really|very|extremely|so|super|incredibly|terribly|awfully|"
+                                 rf"unbearably|horribly|insanely|crazy|quite|a{_SP}+bit|a{_SP}+little|slightly|mildly|"
+                                 rf"severely){_SP}+$", re.IGNORECASE)
+
+
+def intensifier_before(text: str, start: int) -> Attribute | None:
+    """A degree word straight before a mention is its severity: "very [itchy]", "really [sore]", "a bit [dizzy]"."""
+    match = _INTENSIFIER_BEFORE.search(text, max(0, start - 20), start)
+    if match is None:
+        return None
+    end = match.start() + len(match.group().rstrip())
+    return Attribute("severity", match.start(), end, text[match.start():end], "rule")
 
 
 def attributes_link(text: str, entities: Sequence[tuple[int, int, str]], attributes: Sequence[Attribute],
@@ -180,7 +219,7 @@ def attributes_link(text: str, entities: Sequence[tuple[int, int, str]], attribu
                     continue
                 # Severity usually precedes what it modifies ("severe pain"), duration follows ("pain for 3 days").
                 bias = {"severity": -0.5 if before else 0.0, "duration": 0.0 if not before else 0.5,
-                        "frequency": 0.0, "body_site": 0.0}[attribute.kind]
+                        "dose": 0.0 if not before else 0.5}.get(attribute.kind, 0.0)
                 distance = len((text[attribute.end:start] if before else text[end:attribute.start]).split()) + bias
             if best is None or distance < best[0]:
                 best = (distance, index)
@@ -188,4 +227,10 @@ def attributes_link(text: str, entities: Sequence[tuple[int, int, str]], attribu
             current = linked[best[1]].get(attribute.kind)
             if current is None or best[0] < current[0]:
                 linked[best[1]][attribute.kind] = (best[0], attribute)
-    return [{kind: pair[1] for kind, pair in entry.items()} for entry in linked]
+    result = [{kind: pair[1] for kind, pair in entry.items()} for entry in linked]
+    for (start, end, entity_type), found in zip(entities, result):
+        if "severity" not in found and entity_type in TARGET_TYPES["severity"]:
+            intensifier = intensifier_before(text, start)
+            if intensifier is not None:
+                found["severity"] = intensifier
+    return result

@@ -104,3 +104,42 @@ def test_model_spans_win_over_rules():
 def test_nothing_to_link():
     assert linked("I feel fine", []) == []
     assert linked("headache", [("headache", "SYMPTOM")]) == [{}]
+
+
+# ---------------------------------------------------------------- issue 13, kind 10
+def _linked(text, mentions):
+    from ner_engine.context.attributes import attributes_find, attributes_link
+
+    entities = []
+    for mention, entity_type in mentions:
+        start = text.index(mention)
+        entities.append((start, start + len(mention), entity_type))
+    return [{kind: a.text for kind, a in found.items()} for found in attributes_link(text, entities, attributes_find(text))]
+
+
+@pytest.mark.parametrize("text, mentions, expected", [
+    # the issue's inputs
+    ("coughing x3 days", [("coughing", "SYMPTOM")], [{"duration": "3 days"}]),
+    ("Sharp pain in my left knee for a week", [("pain", "SYMPTOM")], [{"body_site": "left knee", "duration": "a week"}]),
+    ("very itchy rash on my arm", [("itchy", "SYMPTOM"), ("rash", "SYMPTOM")], [{"severity": "very"}, {"body_site": "arm"}]),
+    ("I take ibuprofen 400mg twice daily", [("ibuprofen", "DRUG")], [{"dose": "400mg", "frequency": "twice daily"}]),
+    ("headache since yesterday evening", [("headache", "SYMPTOM")], [{"duration": "since yesterday evening"}]),
+    # more of each
+    ("fever x 2 days and a cough", [("fever", "SYMPTOM")], [{"duration": "2 days"}]),
+    ("sore throat for 3/7", [("sore throat", "SYMPTOM")], [{"body_site": "throat", "duration": "3/7"}]),
+    ("cough since monday morning", [("cough", "SYMPTOM")], [{"duration": "since monday morning"}]),
+    ("I get headaches twice a week", [("headaches", "SYMPTOM")], [{"frequency": "twice a week"}]),
+    ("I've been really dizzy", [("dizzy", "SYMPTOM")], [{"severity": "really"}]),
+    ("paracetamol 1g four times a day by mouth", [("paracetamol", "DRUG")],
+     [{"dose": "1g", "frequency": "four times a day", "route": "by mouth"}]),
+    ("salbutamol 2 puffs as needed", [("salbutamol", "DRUG")], [{"dose": "2 puffs", "frequency": "as needed"}]),
+    ("amoxicillin 500 mg TDS for 5 days", [("amoxicillin", "DRUG")],
+     [{"dose": "500 mg", "frequency": "TDS", "duration": "5 days"}]),
+    ("I inject insulin 10 units twice a day", [("insulin", "DRUG")],
+     [{"route": "inject", "dose": "10 units", "frequency": "twice a day"}]),
+    ("pain in my mouth", [("pain", "SYMPTOM")], [{"body_site": "mouth"}]),   # a site, not the route "by mouth"
+    ("im tired", [("tired", "SYMPTOM")], [{}]),                             # chat "im" is no route
+    ("vision 6/7.5 in the left eye", [("vision", "SYMPTOM")], [{"body_site": "left eye"}]),  # acuity, no duration
+])
+def test_issue13_attributes(text, mentions, expected):
+    assert _linked(text, mentions) == expected
