@@ -109,6 +109,12 @@ def _load() -> dict:
     return _tables
 
 
+def known_word(word: str) -> bool:
+    """An English word, a biomedical word or a lexicon word (in any case)."""
+    lower = word.lower()
+    return lower in _load()["known"]
+
+
 def word_type(word: str) -> str | None:
     """The lexicon type of a (correctly spelt) word: symptom, disease, drug, anatomy; None if not in it."""
     return _load()["types"].get(word.lower())
