@@ -91,7 +91,7 @@ def maccrobat_eval(data_dir: Path, detector: AssertionDetector, splits: tuple[st
             from ner_engine.context.attributes import Attribute
 
             oracle = [Attribute(kind, s, e, text[s:e], "gold") for s, e in gold_targets]
-            for target, entry in zip(targets, attributes_link(text, targets, oracle)):
+            for target, entry in zip(targets, attributes_link(text, targets, oracle, intensifiers=False)):
                 if kind in entry:
                     a = entry[kind]
                     link[kind]["oracle_correct"] += target[:2] in gold_targets[(a.start, a.end)]
@@ -456,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     results["lay_check"] = lay_check_sets_eval(normaliser, embedded)
     print("lay_check", json.dumps({mode: {part: r["all"] for part, r in parts.items()}
                                    for mode, parts in results["lay_check"].items() if mode != "split"}))
+    # Issue 13: codes emitted for patient mentions in context (precision, not only accuracy@1 on gold spans).
+    results["coding_check"] = {"lexical": coding_check_eval(pipeline),
+                               "embeddings": coding_check_eval(ContextPipeline(normaliser=embedded))}
+    print("coding_check", json.dumps({mode: {part: {k: v for k, v in r[part].items() if k != "misses"}
+                                             for part in ("dev", "test")}
+                                      for mode, r in results["coding_check"].items()}))
     # Fresh pipelines, so that the one-off loads (vocabularies; embedding caches and encoder) are measured too.
     limit = 100 if args.quick else 400
     results["cost_per_message"] = {

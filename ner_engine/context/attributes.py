@@ -188,9 +188,10 @@ def intensifier_before(text: str, start: int) -> Attribute | None:
 
 
 def attributes_link(text: str, entities: Sequence[tuple[int, int, str]], attributes: Sequence[Attribute],
-                    *, max_gap: int = 60) -> list[dict[str, Attribute]]:
+                    *, max_gap: int = 60, intensifiers: bool = True) -> list[dict[str, Attribute]]:
     """For each entity (start, end, type), the nearest attribute of each kind in the same clause.
-    Each attribute goes to one entity: the one nearest to it (a body site inside the entity's own span first)."""
+    Each attribute goes to one entity: the one nearest to it (a body site inside the entity's own span first).
+    With `intensifiers`, an entity left without a severity takes a degree word straight before it ("very itchy")."""
     clauses = clause_bounds(text)
 
     def clause_of(position: int) -> int:
@@ -229,7 +230,7 @@ def attributes_link(text: str, entities: Sequence[tuple[int, int, str]], attribu
                 linked[best[1]][attribute.kind] = (best[0], attribute)
     result = [{kind: pair[1] for kind, pair in entry.items()} for entry in linked]
     for (start, end, entity_type), found in zip(entities, result):
-        if "severity" not in found and entity_type in TARGET_TYPES["severity"]:
+        if intensifiers and "severity" not in found and entity_type in TARGET_TYPES["severity"]:
             intensifier = intensifier_before(text, start)
             if intensifier is not None:
                 found["severity"] = intensifier
