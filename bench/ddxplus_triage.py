@@ -64,7 +64,7 @@ class SimulatedPatient:
     def possible_texts(self) -> set[str]:
         """Every message this patient can send (extracted up front, in batches)."""
         texts = {self.statement(self.patient.initial_evidence, self.patient.row + k) for k in range(3)}
-        texts |= {self.answer(q, 0) for q in ("site:pain", "general:age", "general:sex", "general:severity")}
+        texts |= {self.answer(q, 0) for q in ("site:pain", "general:demographics", "general:severity")}
         return texts | {"yes", "no", "a few days", "none"}
 
     def statement(self, evidence: str, variant: int) -> str:
@@ -88,11 +88,9 @@ class SimulatedPatient:
         if kind == "site":
             places = [self.phrases["E_55"]["values"][v] for v in self.values.get("E_55", []) if v != "V_123"]
             return " and ".join(places[:3]) if places else "I'm not sure"
-        if key == "age":
+        if key == "demographics":
             age = self.patient.age
-            return "under a year old" if age < 1 else f"I'm {age:g}"
-        if key == "sex":
-            return self.patient.sex
+            return f"under a year old, {self.patient.sex}" if age < 1 else f"I'm {age:g}, {self.patient.sex}"
         if key == "severity":
             intensity = self.values.get("E_56")
             return f"{intensity[0]}/10" if intensity else "it's mild"
@@ -100,7 +98,7 @@ class SimulatedPatient:
             return "a few days"
         if key == "pregnancy":
             return "no"
-        return "none"  # medications, conditions, allergies: DDXPlus's antecedents are asked as their own questions
+        return "none"  # history (medicines, conditions, allergies): DDXPlus's antecedents are asked as their own questions
 
 
 def expected_urgency(severity: int) -> str:
@@ -156,7 +154,7 @@ def summarise(results: list[dict]) -> dict:
         "concluded": round(sum(r["concluded"] for r in results) / n, 4),
         "differential_top1": round(sum(r["top1"] for r in results) / n, 4),
         "differential_top5": round(sum(r["top5"] for r in results) / n, 4),
-        "confusion_expected_vs_urgency": {f"{e} -> {u}": c for (e, u), c in sorted(confusion.items())},
+        "confusion_expected_vs_urgency": {f"{e} -> {u}": c for (e, u), c in sorted(confusion.items(), key=str)},
     }
 
 

@@ -16,6 +16,7 @@ Safety rules (issue 11):
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +33,14 @@ COMPLAINT_AGAIN = (
     "I'm here to help. I can only give advice once I know what the problem is: what symptoms do you have?"
 )
 PAIN_SITE_QUESTION = "Where exactly is the pain?"
-# The general questions asked once each, in this order, after the complaint's own questions.
-GENERAL_ORDER = ("duration", "severity", "age", "sex", "pregnancy", "medications", "conditions", "allergies")
+# The general questions, in this order, after the complaint's own questions.
+GENERAL_ORDER = ("duration", "severity", "demographics", "pregnancy", "history")
+# Messages that carry no clinical content: the interview keeps asking for the complaint.
+_SMALL_TALK = re.compile(
+    r"^(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|is anyone there|anyone there|are you there|"
+    r"hello\?|thanks|thank you|thx|ok|okay|k|cool|great|bye|goodbye|see you|test|testing|yes|no|what|help|"
+    r"who are you|\?+)[\s!?.,]*$"
+)
 URGENCY_ADVICE: Mapping[str, str] = {
     "emergency_ambulance": "Call 999 (or your local emergency number) for an ambulance now.",
     "emergency": "Go to the nearest emergency department now. If you cannot get there safely, call 999.",
@@ -52,6 +59,9 @@ class TriageSettings:
     (bench/ddxplus_triage.py)."""
 
     differential_questions: int = 10  # most DDXPlus questions per interview
+    # The chief complaint's questions asked when the disposition is already "see a doctor" or more urgent; when it
+    # would be self-care, every one of them is asked first.
+    complaint_questions: int = 8
     differential_stop_probability: float = 0.9  # stop asking once the top pathology reaches this
     differential_min_gain: float = 0.02  # bits; below this a question is not worth asking
     severity_thresholds: tuple[float, float, float, float] = (0.2, 0.25, 0.4, 0.5)  # P(severity <= k), k = 1..4
@@ -205,7 +215,16 @@ class TriageEngine:
         interview.complaints = sorted(
             (c for c in self.knowledge.complaints if c.id in first_seen), key=lambda c: first_seen[c.id]
         )
-        if not interview.complaints and interview.mentioned_symptoms and self._fallback is not None:
+        if conversation.pregnant and "pregnant" in self.knowledge.findings and not conversation.present("pregnant"):
+            conversation.findings["pregnant"] = ev.FindingState("present", "answer", "pregnant", len(inp.turns) - 1)
+        # Something to work on: a current finding or mention, or a patient who answered the complaint question
+        # twice with words the knowledge base does not list (a past normal result alone is not a complaint).
+        described = interview.mentioned_symptoms or any(
+            s.assertion in ("present", "possible") for s in conversation.findings.values()) or sum(
+            1 for t in inp.turns if t.answered == "complaint" and not _SMALL_TALK.match(ev.text_normalise(t.text).strip())
+        ) >= 2
+        if not interview.complaints and described and self._fallback is not None:
+            # The patient described something the knowledge base does not list: general red-flag questions.
             interview.complaints = [self._fallback]
         return interview
 
@@ -233,9 +252,9 @@ class TriageEngine:
     def _fields(self, conversation: ev.Conversation, text: str, entities: Sequence[Mapping], answered: str) -> None:
         question = answered.removeprefix("general:") if answered.startswith("general:") else None
         answer = ev.answer_read(text) if question else None
-        if (age := ev.age_read(text, answering=question == "age")) is not None:
+        if (age := ev.age_read(text, answering=question == "demographics")) is not None:
             conversation.age = age
-        if (sex := ev.sex_read(text, answering=question == "sex")) is not None:
+        if (sex := ev.sex_read(text, answering=question == "demographics")) is not None:
             conversation.sex = sex
         pregnant = ev.pregnancy_read(text)
         if question == "pregnancy" and pregnant is None and answer in ("yes", "no"):
@@ -251,17 +270,11 @@ class TriageEngine:
         if (severity := ev.severity_read(text, answering=question == "severity")) is not None:
             conversation.severity = severity if conversation.severity is None else max(conversation.severity, severity)
         conversation.habits = list(dict.fromkeys(conversation.habits + ev.habits_read(text)))
-        if question in ("medications", "conditions", "allergies"):
-            if answer in ("no", "unsure"):
-                conversation.declined.add(question)
-            elif question == "conditions" and not any(e.get("type") == "DISEASE" for e in entities) and answer is None:
-                conversation.conditions.append(text.strip()[:120])
-            elif question == "allergies" and answer is None:
-                conversation.allergies.append(text.strip()[:120])
-            elif question == "medications" and answer is None and not any(e.get("type") == "DRUG" for e in entities):
-                conversation.medications.append(text.strip()[:120])
-        elif question and answer in ("no", "unsure") and question in ("duration", "severity", "age", "sex"):
+        conversation.allergies += ev.allergies_read(text)
+        if question in ("duration", "severity", "demographics", "pregnancy", "history") and answer in ("no", "unsure"):
             conversation.declined.add(question)
+        elif question == "history" and answer is None and not entities and not conversation.allergies:
+            conversation.conditions.append(text.strip()[:120])  # in the patient's words, for the clinician
 
     # ------------------------------------------------------------------- rules
 
@@ -307,43 +320,48 @@ class TriageEngine:
         return observed
 
     def _differential_in_scope(self, interview: _Interview) -> bool:
+        """DDXPlus's differential applies when a current finding is one of its evidences, or the complaint is
+        one the knowledge base does not list."""
         if self.differential is None or not interview.complaints:
             return False
-        chief = interview.complaints[0]
-        return any(self.knowledge.findings[f].ddxplus for f in chief.findings
+        if interview.complaints[0] is self._fallback:
+            return True
+        return any(self.knowledge.findings[f].ddxplus for f in interview.conversation.findings
                    if interview.conversation.present(f))
 
     # ------------------------------------------------------------------- questions
 
-    def _next_question(self, inp: TriageInput, interview: _Interview, differential_posterior) -> Question | None:
+    def _next_question(self, inp: TriageInput, interview: _Interview, posterior, provisional: str | None) -> Question | None:
         asked = list(inp.asked)
         conversation = interview.conversation
         for rank, complaint in enumerate(interview.complaints):
-            limit = None if rank == 0 else self.settings.secondary_complaint_questions
+            if rank == 0:
+                # Past the cap only while the disposition would be self-care: never self-care with red-flag
+                # questions unasked.
+                limit = None if provisional == "self_care" else self.settings.complaint_questions
+            else:
+                limit = self.settings.secondary_complaint_questions
             for finding_id in complaint.questions[:limit]:
                 if not conversation.known(finding_id) and f"finding:{finding_id}" not in asked:
                     return Question(f"finding:{finding_id}", self.knowledge.findings[finding_id].question)
-            if rank == 0 and conversation.present("pain") and not interview.pain_site_known and (
-                "site:pain" not in asked) and not any(
-                conversation.present(f) for f in self._site_pain_findings()):
+            if complaint is self._fallback and conversation.present("pain") and not interview.pain_site_known and (
+                    "site:pain" not in asked):
                 return Question("site:pain", PAIN_SITE_QUESTION)
-            if rank == 0 and conversation.age is None and "general:age" not in asked:
-                return Question("general:age", self.knowledge.general_questions["age"])
-        if differential_posterior is not None:
-            question = self._differential_question(inp, interview, differential_posterior)
+            if rank == 0 and (conversation.age is None or conversation.sex is None) and (
+                    "general:demographics" not in asked):
+                # Age and sex come early: red flags (a baby's fever) and the differential depend on them.
+                return Question("general:demographics", self.knowledge.general_questions["demographics"])
+        if posterior is not None:
+            question = self._differential_question(inp, interview, posterior)
             if question is not None:
                 return question
         for general in GENERAL_ORDER:
-            if self._general_needed(general, interview) and asked.count(f"general:{general}") < self._asks(general, asked):
+            # An answer that answered something else gets the question once more (issue 11: the medicines
+            # question was never asked again).
+            if self._general_needed(general, interview) and asked.count(f"general:{general}") < (
+                    2 if general in ("demographics", "history") else 1):
                 return Question(f"general:{general}", self.knowledge.general_questions[general])
         return None
-
-    def _asks(self, general: str, asked: list[str]) -> int:
-        # An unanswered question is asked once more (a patient who answered something else has not answered it).
-        return 2 if general in ("medications", "age") else 1
-
-    def _site_pain_findings(self) -> list[str]:
-        return [f for c in self.knowledge.complaints for f in c.findings if f != "pain" and "pain" in f]
 
     def _general_needed(self, general: str, interview: _Interview) -> bool:
         conversation = interview.conversation
@@ -353,19 +371,13 @@ class TriageEngine:
             return conversation.duration is None
         if general == "severity":
             return conversation.severity is None
-        if general == "age":
-            return conversation.age is None
-        if general == "sex":
-            return conversation.sex is None
+        if general == "demographics":
+            return conversation.age is None or conversation.sex is None
         if general == "pregnancy":
             return (conversation.pregnant is None and conversation.sex == "female"
                     and (conversation.age is None or 12 <= conversation.age <= 55)
                     and any(c.pregnancy_relevant for c in interview.complaints))
-        if general == "medications":
-            return not conversation.medications
-        if general == "conditions":
-            return not conversation.conditions
-        return not conversation.allergies  # allergies
+        return not (conversation.medications or conversation.conditions or conversation.allergies)  # history
 
     def _differential_question(self, inp: TriageInput, interview: _Interview, posterior) -> Question | None:
         model = self.differential
@@ -417,9 +429,11 @@ class TriageEngine:
             posterior = self.differential.posterior(self._ddx_observed(interview), age=conversation.age, sex=conversation.sex)
             differential = tuple(self.differential.ranked(posterior))
 
+        provisional = urgency_max(act_now, inp.previous_urgency, *(c.baseline_urgency for c in interview.complaints),
+                                  self._differential_level(posterior))
         question = None
         if act_now not in URGENCY_ACT_NOW:
-            question = self._next_question(inp, interview, posterior)
+            question = self._next_question(inp, interview, posterior, provisional)
 
         if question is not None:
             urgency = urgency_max(act_now, inp.previous_urgency)
@@ -436,7 +450,7 @@ class TriageEngine:
             reasons.append(Reason(f"baseline_{complaint.id}", f"Usual disposition for {complaint.label.lower()} "
                                   "when no red flag is present", complaint.baseline_urgency))
         if posterior is not None:
-            level = self.differential.severity_urgency(posterior, self.settings.severity_thresholds)
+            level = self._differential_level(posterior)
             top = ", ".join(f"{r.pathology} {r.probability:.0%}" for r in differential[:3])
             reasons.append(Reason("differential_severity", "Most severe likely pathology (DDXPlus severity)",
                                   level, (top,)))
@@ -456,6 +470,11 @@ class TriageEngine:
         summary = self._summary(interview, urgency, advice)
         return TriageDecision(urgency, None, True, advice, decisive, tuple(r.rule_id for r in red_flags),
                               tuple(c.id for c in interview.complaints), differential, record, summary)
+
+    def _differential_level(self, posterior) -> str | None:
+        if posterior is None:
+            return None
+        return self.differential.severity_urgency(posterior, self.settings.severity_thresholds)
 
     def _advice(self, reason: Reason) -> str | None:
         rule = next((r for r in self.knowledge.red_flags if r.id == reason.rule_id), None)

@@ -200,11 +200,13 @@ def age_read(text: str, *, answering: bool) -> float | None:
 
 
 def sex_read(text: str, *, answering: bool) -> str | None:
+    """'female' | 'male' when stated ("I'm a woman", "34F", "pregnant"); when `answering` the question, also
+    a bare word anywhere in the answer ("34, female", "M")."""
     text = text_normalise(text).strip()
     if answering:
-        if _SEX_ANSWER_FEMALE.match(text):
+        if _SEX_ANSWER_FEMALE.match(text) or re.search(r"\b(?:female|woman|girl|f)\b", text):
             return "female"
-        if _SEX_ANSWER_MALE.match(text):
+        if _SEX_ANSWER_MALE.match(text) or re.search(r"\b(?:male|man|boy|m)\b", text):
             return "male"
     if re.search(r"\bi'?m (?:a )?(?:woman|female|girl)\b|\b\d+\s*f\b|\bpregnant\b|\bmy periods?\b"
                  r"|\b(?:year old|yo|y/o) (?:woman|female|girl|lady)\b", text):
@@ -244,6 +246,14 @@ def pregnancy_read(text: str) -> bool | None:
     return None
 
 
+_ALLERGY = re.compile(r"\ballergic to ([a-z][a-z -]{1,40}?)(?=[.,;!?]|\band\b|$)|\b([a-z]+) allergy\b")
+
+
+def allergies_read(text: str) -> list[str]:
+    """Medicines or substances the patient says they are allergic to ("allergic to penicillin")."""
+    return [(m.group(1) or m.group(2)).strip() for m in _ALLERGY.finditer(text_normalise(text))]
+
+
 def habits_read(text: str) -> list[str]:
     text = text_normalise(text)
     return [habit for habit, pattern in _HABITS.items() if pattern.search(text)]
@@ -281,6 +291,8 @@ class Conversation:
 
     def present(self, finding_id: str) -> bool:
         state = self.findings.get(finding_id)
+        if state is not None and state.assertion == "historical" and finding_id.startswith("history_"):
+            return True  # "I had cancer" states a history finding
         return state is not None and state.assertion in ("present", "possible", "unsure")
 
     def known(self, finding_id: str) -> bool:
@@ -336,15 +348,22 @@ def message_findings(
     for finding_id, start, end in matches:
         entity = _covering_entity(entities, start, end)
         assertion = _entity_assertion(entity) if entity is not None else None
-        if assertion is None:
+        # A phrase that carries its own negation ("don't want to live", "no wet nappies") is stated, not denied:
+        # the mention's assertion would read its inner cue, so the detector reads it with the cue blanked.
+        if assertion is None or _NEGATION_WORD.search(norm[start:end]):
             unresolved.append((finding_id, start, end))
         else:
-            found.append((finding_id, assertion, text[start:end]))
+            found.append((finding_id, _patient_assertion(assertion, norm, start), text[start:end]))
     if unresolved:
+        masked = list(text)
+        for _, start, end in unresolved:
+            for m in _NEGATION_WORD.finditer(norm, start, end):
+                masked[m.start():m.end()] = " " * (m.end() - m.start())
+        masked_text = "".join(masked)
         for (finding_id, start, end), assertion in zip(
-            unresolved, assertion_of(text, [(s, e) for _, s, e in unresolved])
+            unresolved, assertion_of(masked_text, [(s, e) for _, s, e in unresolved])
         ):
-            found.append((finding_id, assertion, text[start:end]))
+            found.append((finding_id, _patient_assertion(assertion, norm, start), text[start:end]))
     for entity in entities:
         attributes = entity.get("attributes") or {}
         for code in attributes.get("codes") or ():
@@ -352,6 +371,20 @@ def message_findings(
             for finding_id in codes.get((system, str(code.get("code"))), ()):
                 found.append((finding_id, _entity_assertion(entity) or "present", entity.get("text", "")))
     return found
+
+
+_NEGATION_WORD = re.compile(r"(?<![\w'])(?:no|not|never|don'?t|doesn'?t|didn'?t|haven'?t|hasn'?t|isn'?t|aren'?t|"
+                            r"won'?t|can'?t|cannot|without|nothing)(?![\w'])")
+_ABOUT_A_CHILD = re.compile(r"\b(?:my|our|the) (?:baby|babies|son|daughter|child|kid|toddler|little one|boy|girl|"
+                            r"newborn|infant)\b")
+
+
+def _patient_assertion(assertion: str, norm: str, start: int) -> str:
+    """A parent consulting about their child: "my baby has a temperature" is the patient's finding, not family
+    history (the experiencer rules read "my baby" as a relative)."""
+    if assertion == "family" and _ABOUT_A_CHILD.search(norm[norm.rfind(".", 0, start) + 1:start]):
+        return "present"
+    return assertion
 
 
 def medications_read(entities: Sequence[Mapping[str, Any]]) -> list[str]:

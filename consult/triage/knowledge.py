@@ -18,9 +18,8 @@ from typing import Any
 from consult.vocabulary import URGENCY_LEVELS
 
 KNOWLEDGE_DIR = Path(__file__).with_name("knowledge")
-GENERAL_QUESTION_IDS: tuple[str, ...] = (
-    "duration", "severity", "medications", "conditions", "allergies", "age", "sex", "pregnancy",
-)
+# demographics: age and sex in one question; history: medicines, long-term conditions and allergies in one.
+GENERAL_QUESTION_IDS: tuple[str, ...] = ("duration", "severity", "demographics", "pregnancy", "history")
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _DDXPLUS_ID = re.compile(r"E_\d+")
 CODE_SYSTEMS = ("hpo", "icd10cm")

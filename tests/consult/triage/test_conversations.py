@@ -58,8 +58,7 @@ def test_right_lower_abdominal_pain_with_fever_and_rigors_is_same_day_at_least(c
     state = say(consultation, "my tummy hurts a lot on the lower right side, started last night, it's like 8/10")
     assert state["decision"]["record"]["severity"] == 8
     assert state["decision"]["record"]["duration"]
-    if state["next_question"] is not None:
-        state = say(consultation, "I feel sick and hot and shivery")
+    state = say(consultation, "I feel sick and hot and shivery")
     assert at_least(state["urgency"], "emergency"), state["decision"]["reasons"]
     labels = findings(state)
     assert any("fever" in label or "temperature" in label for label, a in labels.items() if a == "present"), labels
@@ -124,3 +123,27 @@ def test_a_declined_red_flag_question_never_ends_in_self_care(consultation):
         turns += 1
     assert state["status"] == "closed"
     assert at_least(state["urgency"], "consultation")
+
+
+def test_a_phrase_that_carries_its_own_negation_is_stated_not_denied(consultation):
+    state = say(consultation, "I don't want to live anymore, I've written a note")
+    assert at_least(state["urgency"], "emergency"), state["decision"]["reasons"]
+    assert state["advice"]
+
+
+def test_a_parent_writing_about_a_baby_with_a_fever(consultation):
+    state = say(consultation, "My baby has a temperature of 38.2")
+    assert state["urgency"] is None or not at_least(state["urgency"], "emergency")
+    state = say(consultation, "she is 6 weeks old")
+    assert at_least(state["urgency"], "emergency"), (state["decision"]["record"], state["decision"]["reasons"])
+
+
+def test_pregnancy_stated_in_an_answer_counts_for_the_red_flags(consultation):
+    state = say(consultation, "I've got bad cramps in my lower tummy and some bleeding")
+    turns = 0
+    while state["next_question"] is not None and state["next_question"]["id"] != "general:pregnancy" and turns < 20:
+        state = say(consultation, "no" if state["next_question"]["id"] != "general:demographics" else "28, female")
+        turns += 1
+    if state["next_question"] is not None:
+        state = say(consultation, "yes")
+    assert at_least(state["urgency"], "emergency"), state["decision"]["reasons"]
