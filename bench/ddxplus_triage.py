@@ -194,6 +194,7 @@ def main() -> int:
 
     started = time.perf_counter()
     results = [run_patient(p, phrases, engine, extract) for p in patients]
+    cache_file.write_text(json.dumps(cache))
     summary = summarise(results)
     summary.update({
         "split": args.split, "seconds": round(time.perf_counter() - started, 1), "distinct_texts_extracted": len(cache),

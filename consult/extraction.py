@@ -246,3 +246,11 @@ def preview_extract(*, overrides: dict[str, dict[str, str]], text: str) -> Extra
                    "score": float(e.score), "attributes": dict(e.attributes or {})} for e in found],
         model_version=str(base.model_version), template_version="preview",
     )
+
+
+def language_detect(*, text: str) -> dict[str, Any]:
+    """{"language": ISO 639-1 code or "und", "english": bool, "confidence": 0-1} for a patient message
+    (ner_engine.context.language_detect: Lingua, with a short-message and English-word guard)."""
+    from ner_engine.context.language import language_detect as detect
+
+    return detect(text).to_dict()

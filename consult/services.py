@@ -316,6 +316,35 @@ def consultation_triage(*, consultation: Consultation, message: Message) -> Mess
 
 # Processing ----------------------------------------------------------------------------------------
 
+NOT_ENGLISH_REPLY = (
+    "Sorry, I can only understand English for now, so I have not added this message to your record. "
+    "Please write in English, or ask someone to help you. If you think this is an emergency, call your local "
+    "emergency number (999 in the UK, 112 in Europe) now."
+)
+
+
+def _message_not_english(*, message_id: int, language: str) -> Message:
+    """A message in another language: stored and answered, but nothing extracted and no triage from it."""
+    with transaction.atomic():
+        consultation = Consultation.objects.select_for_update().get(pk=Message.objects.get(pk=message_id).consultation_id)
+        message = Message.objects.select_for_update().get(pk=message_id)
+        if message.status == Message.Status.PROCESSED:
+            return message
+        message_entities_replace(message=message, entities=[], model_version="", template_version="")
+        Message.objects.update_or_create(
+            reply_to=message,
+            defaults={"consultation": consultation, "role": Message.Role.ASSISTANT, "text": NOT_ENGLISH_REPLY,
+                      "status": Message.Status.PROCESSED, "processed_at": timezone.now()},
+        )
+        message.status = Message.Status.PROCESSED
+        message.error = ""
+        message.processed_at = timezone.now()
+        message.save(update_fields=["status", "error", "processed_at"])
+        logger.info("Message %s looks like %r, not English: not extracted", message_id, language)
+        transaction.on_commit(lambda: consultation_update_push(consultation_id=consultation.pk), robust=True)
+    return message
+
+
 
 def message_process(*, message_id: int) -> Message:
     """Extract entities from a queued patient message, merge them into the record, triage, reply.
@@ -330,6 +359,10 @@ def message_process(*, message_id: int) -> Message:
 
     Message.objects.filter(pk=message_id).update(status=Message.Status.PROCESSING, error="")
     consultation_update_push(consultation_id=message.consultation_id)
+
+    language = extraction.language_detect(text=message.text)
+    if not language["english"]:
+        return _message_not_english(message_id=message_id, language=language["language"])
 
     prompt_templates_sync()
     result = extraction.entities_extract(text=message.text)

@@ -164,6 +164,7 @@ class TriageEngine:
         self.finding_for_evidence = knowledge.finding_for_ddxplus()
         self._complaint_findings = {fid for c in knowledge.complaints for fid in c.findings}
         self._fallback = next((c for c in knowledge.complaints if c.id == "other"), None)
+        self._findings_memo: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
 
     @property
     def rules(self) -> list[RedFlag]:
@@ -179,9 +180,7 @@ class TriageEngine:
             text = turn.text or ""
             entities = [e for e in turn.entities if _entity_ok(e, text)]
             answered = turn.answered or ""
-            stated = ev.message_findings(
-                text=text, entities=entities, matcher=self.matcher, codes=self.codes, assertion_of=self.assertion_of
-            )
+            stated = list(self._message_findings(text, entities))
             if answered == "site:pain":
                 framed = f"pain in {text}"
                 offset = len("pain in ")
@@ -275,6 +274,21 @@ class TriageEngine:
             conversation.declined.add(question)
         elif question == "history" and answer is None and not entities and not conversation.allergies:
             conversation.conditions.append(text.strip()[:120])  # in the patient's words, for the clinician
+
+    def _message_findings(self, text: str, entities: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+        """ev.message_findings, remembered per message: every decision re-reads the whole conversation."""
+        key = (text, tuple(
+            (e["start"], e["end"], e.get("type"), ev._entity_assertion(e),
+             tuple((c.get("system"), c.get("code")) for c in (e.get("attributes") or {}).get("codes") or ()))
+            for e in entities))
+        found = self._findings_memo.get(key)
+        if found is None:
+            if len(self._findings_memo) > 10_000:
+                self._findings_memo.clear()
+            found = tuple(ev.message_findings(text=text, entities=entities, matcher=self.matcher, codes=self.codes,
+                                              assertion_of=self.assertion_of))
+            self._findings_memo[key] = found
+        return found
 
     # ------------------------------------------------------------------- rules
 

@@ -23,7 +23,7 @@ def say(consultation: Consultation, text: str) -> dict:
     consultation.refresh_from_db()
     state = selectors.consultation_state_get(consultation=consultation)
     state["reply"] = state["messages"][-1]["text"]
-    state["decision"] = consultation.triage_state["decision"]
+    state["decision"] = (consultation.triage_state or {}).get("decision") or {}
     return state
 
 
@@ -147,3 +147,15 @@ def test_pregnancy_stated_in_an_answer_counts_for_the_red_flags(consultation):
     if state["next_question"] is not None:
         state = say(consultation, "yes")
     assert at_least(state["urgency"], "emergency"), state["decision"]["reasons"]
+
+
+@pytest.mark.parametrize("text", ["j'ai mal à la tête et de la fièvre", "Ich habe Kopfschmerzen und Fieber seit gestern"])
+def test_a_message_in_another_language_is_answered_and_fills_nothing(consultation, text):
+    state = say(consultation, text)
+    assert "only understand English" in state["reply"]
+    assert all(not items for items in state["record"].values())
+    assert state["urgency"] is None
+    # The interview goes on in English.
+    state = say(consultation, "sorry, I have a headache and a fever")
+    assert state["next_question"] is not None or state["urgency"] is not None
+    assert state["decision"]["record"]["findings"]
