@@ -133,11 +133,12 @@ def test_oversize_message_is_refused_not_truncated(api, consultation, patient_to
     assert Message.objects.get().text == "a" * 50
 
 
-def test_closed_consultation_refuses_messages_with_400(api, consultation, patient_token):
+def test_concluded_consultation_still_takes_messages(api, consultation, patient_token):
+    # After the verdict a patient may add what they forgot; the interview re-triages it.
     Consultation.objects.filter(pk=consultation.pk).update(status="closed")
-    response = post_json(api, messages_url(consultation.id), '{"text": "hello"}', patient_token)
-    assert response.status_code == 400
-    assert "complete" in response.json()["text"][0]
+    response = post_json(api, messages_url(consultation.id), '{"text": "my neck is stiff too"}', patient_token)
+    assert response.status_code == 202
+    assert Message.objects.get().text == "my neck is stiff too"
 
 
 # Pages --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from django.db import IntegrityError
 
 from consult import selectors
 from consult.models import Consultation, Message, RecordItem, Urgency
-from consult.triage import URGENCY_LEVELS
+from consult.vocabulary import URGENCY_LEVELS
 
 
 def test_urgency_levels_match_the_triage_engine_most_urgent_first():

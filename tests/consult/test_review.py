@@ -6,6 +6,7 @@ import pytest
 from consult import case as case_module
 from consult import fhir, review
 from consult.models import AuditEvent, ConsultationReview, Entity, EntityReview, Message
+from consult.triage import knowledge_load
 from review_helpers import FIRST, SECOND, case_create, user_create
 
 pytestmark = pytest.mark.django_db
@@ -220,10 +221,10 @@ def test_case_record_triage_and_summary_follow_review(case, clinician):
     assert [e.text for e in view.record["symptoms"]] == ["headache", "fever", "chest pain", "stiff neck"]
     assert view.record["drugs"] == []
     assert view.record["symptoms"][1].attributes == {"duration": "since Monday"}
-    assert [s.rule_id for s in view.red_flags] == ["rf_meningitis_signs"]
+    assert [s.rule_id for s in view.red_flags] == [knowledge_load().red_flags[0].id]
     assert view.urgency_reasons == ["Fever with a stiff neck"]
     [question] = view.questions
-    assert question.slot == "conditions" and question.answer_text == SECOND and question.value == "asthma"
+    assert question.slot == "general:conditions" and question.answer_text == SECOND
     lines = view.summary_text.splitlines()
     assert lines[0] == "Chief complaint: headache, fever"
     assert "Denies: chest pain." in lines[1] and "Conditions: asthma." in lines[1]
@@ -281,7 +282,7 @@ def test_fhir_bundle_validates_and_maps_assertions(case, clinician):
     assert medication["medicationCodeableConcept"]["coding"] == [
         {"code": "5640", "system": "http://www.nlm.nih.gov/research/umls/rxnorm"}]
     [response] = by_type["QuestionnaireResponse"]
-    assert response["item"] == [{"linkId": "conditions", "text": response["item"][0]["text"],
+    assert response["item"] == [{"linkId": "general:conditions", "text": response["item"][0]["text"],
                                  "answer": [{"valueString": SECOND}]}]
     patient_ref = {"reference": f"urn:uuid:{by_type['Patient'][0]['id']}"}
     assert all(r["subject"] == patient_ref for r in by_type["Condition"] + by_type["Observation"])
