@@ -307,7 +307,8 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
         "Red flags: " + ("; ".join(red_flags) if red_flags else "none identified"),
         f"Triage: {urgency}",
     ]
-    differential = triage_decision(consultation=consultation).get("differential") or []
+    differential = [d for d in triage_decision(consultation=consultation).get("differential") or []
+                    if d["probability"] >= 0.01]
     if differential:
         lines.append("Differential (DDXPlus, for clinicians only): " + "; ".join(
             f"{d['pathology']} ({d['icd10']}, severity {d['severity']}) {d['probability']:.0%}" for d in differential))
