@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consult.triage.knowledge import Finding, KnowledgeBase
+from consult.triage.knowledge import Finding
 from consult.vocabulary import ASSERTIONS
 
 # (text, [(start, end)]) -> one assertion per span

@@ -109,6 +109,13 @@ def _object(where: str, data: Any, required: set[str], optional: set[str] = froz
     return data
 
 
+def _where(file: str, key: str, noun: str, index: int, entry: Any) -> str:
+    """How an error names an entry: by its id when it has one, else by its position."""
+    if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
+        return f"{file} {noun} {entry['id']!r}"
+    return f"{file} {key}[{index}]"
+
+
 def _text(where: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(where, "expected a non-empty string")
@@ -178,9 +185,7 @@ def _findings(directory: Path, sources: Mapping[str, Source]) -> tuple[str, dict
     seen: set[str] = set()
     findings = {}
     for i, entry in enumerate(entries):
-        where = f"findings.json findings[{i}]"
-        if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
-            where = f"findings.json finding {entry['id']!r}"
+        where = _where("findings.json", "findings", "finding", i, entry)
         entry = _object(where, entry, {"id", "label", "question", "synonyms", "source"}, {"codes", "ddxplus"})
         codes = entry.get("codes") or {}
         _object(f"{where}.codes", codes, set(), set(CODE_SYSTEMS))
@@ -223,9 +228,7 @@ def _complaints(
     seen: set[str] = set()
     complaints = []
     for i, entry in enumerate(entries):
-        where = f"complaints.json complaints[{i}]"
-        if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
-            where = f"complaints.json complaint {entry['id']!r}"
+        where = _where("complaints.json", "complaints", "complaint", i, entry)
         entry = _object(
             where, entry, {"id", "label", "findings", "questions", "baseline_urgency", "source"}, {"pregnancy_relevant"}
         )
@@ -255,9 +258,7 @@ def _red_flags(
     seen: set[str] = set()
     red_flags = []
     for i, entry in enumerate(entries):
-        where = f"red_flags.json red_flags[{i}]"
-        if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
-            where = f"red_flags.json red flag {entry['id']!r}"
+        where = _where("red_flags.json", "red_flags", "red flag", i, entry)
         entry = _object(where, entry, {"id", "description", "when", "urgency", "advice", "source"})
         when = _object(f"{where}.when", entry["when"], set(), {"all", "any", "age_min", "age_max", "sex", "severity_min"})
         condition = RedFlagCondition(
@@ -287,7 +288,7 @@ def _red_flags(
 def knowledge_read(directory: str | Path = KNOWLEDGE_DIR) -> KnowledgeBase:
     """Read and validate the knowledge base in `directory`. Raises ValueError naming the file and entry."""
     directory = Path(directory)
-    versions, sources = [], None
+    versions = []
     version, sources = _sources(directory)
     versions.append(version)
     version, findings = _findings(directory, sources)
