@@ -15,7 +15,6 @@ Safety rules (issue 11):
 """
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 from consult.triage import evidence as ev
 from consult.triage.differential import DifferentialModel, Ranked
-from consult.triage.knowledge import Complaint, KnowledgeBase, RedFlag, knowledge_load
+from consult.triage.knowledge import Complaint, KnowledgeBase, RedFlag
 from consult.vocabulary import URGENCY_ACT_NOW, URGENCY_LABELS, urgency_max, urgency_rank
 
 COMPLAINT_QUESTION = (
@@ -562,8 +561,3 @@ def _entity_ok(entity: Mapping[str, Any], text: str) -> bool:
 
 def _assertion_none(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
     return ["present"] * len(spans)
-
-
-@functools.lru_cache(maxsize=1)
-def engine_default_knowledge() -> KnowledgeBase:
-    return knowledge_load()
