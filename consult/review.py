@@ -335,6 +335,15 @@ def review_target_get(*, consultation: Consultation, entity_id: int | None = Non
     return None, review
 
 
+
+def _review_target_lock(*, consultation: Consultation, entity_id: int | None, review_id: int | None):
+    """(entity, review, message, snapshot before the change) for a review write; the review row is locked.
+    Call inside a transaction. Raises ReviewError as review_target_get does."""
+    entity, review = review_target_get(consultation=consultation, entity_id=entity_id, review_id=review_id)
+    if review is not None:
+        review = EntityReview.objects.select_for_update().get(pk=review.pk)
+    return entity, review, (entity or review).message, _snapshot(entity=entity, review=review)
+
 def _context_compute(*, message: Message, values: dict[str, Any]) -> dict[str, Any]:
     """ner_engine.context's assertion, attributes and codes for the reviewed span and type, with the
     message's other model mentions as attribute candidates (consult.extraction.mention_context)."""
@@ -374,11 +383,8 @@ def entity_review_apply(*, consultation: Consultation, actor, action: str, entit
     if action not in {"accept", "reject", "correct"}:
         raise ReviewError(f"Unknown review action {action!r}.")
     with transaction.atomic():
-        entity, review = review_target_get(consultation=consultation, entity_id=entity_id, review_id=review_id)
-        if review is not None:
-            review = EntityReview.objects.select_for_update().get(pk=review.pk)
-        message = (entity or review).message
-        before = _snapshot(entity=entity, review=review)
+        entity, review, message, before = _review_target_lock(
+            consultation=consultation, entity_id=entity_id, review_id=review_id)
         current = _review_values(review) if review is not None else _entity_values(entity)
         attributes = review.attributes if review is not None else None
         context_state = review.context_state if review is not None else ""
@@ -470,11 +476,8 @@ def context_review_apply(*, consultation: Consultation, actor, action: str, enti
     if action not in {"context_accept", "context_edit"}:
         raise ReviewError(f"Unknown review action {action!r}.")
     with transaction.atomic():
-        entity, review = review_target_get(consultation=consultation, entity_id=entity_id, review_id=review_id)
-        if review is not None:
-            review = EntityReview.objects.select_for_update().get(pk=review.pk)
-        message = (entity or review).message
-        before = _snapshot(entity=entity, review=review)
+        entity, review, message, before = _review_target_lock(
+            consultation=consultation, entity_id=entity_id, review_id=review_id)
         values = _review_values(review) if review is not None else _entity_values(entity)
         if action == "context_accept":
             if review is None or review.context_state != EntityReview.ContextState.PROPOSED:

@@ -101,16 +101,22 @@ class Triplet:
     gold_spans: list[tuple[int, int]] = field(default_factory=list)  # (start token, end token), inclusive
 
 
+def _builder_arguments_check(templates: Mapping[str, QueryTemplate], entity_types: Sequence[str],
+                             prompt_mode: str) -> None:
+    """What both builders require: a known prompt mode (ValueError) and a template per type (TemplateError)."""
+    if prompt_mode not in PROMPT_MODES:
+        raise ValueError(f"prompt_mode must be one of {PROMPT_MODES}, not {prompt_mode!r}")
+    missing = [t for t in entity_types if t not in templates]
+    if missing:
+        raise TemplateError(f"no template for entity type(s) {', '.join(missing)}")
+
+
 class TripletBuilder:
     """Turns texts (and, for training, their gold spans) into triplets for a fixed tokenizer and prompt mode."""
 
     def __init__(self, tokenizer, templates: Mapping[str, QueryTemplate], entity_types: Sequence[str], *,
                  prompt_mode: str = "hybrid", max_length: int = 128, window_overlap: int = 32) -> None:
-        if prompt_mode not in PROMPT_MODES:
-            raise ValueError(f"prompt_mode must be one of {PROMPT_MODES}, not {prompt_mode!r}")
-        missing = [t for t in entity_types if t not in templates]
-        if missing:
-            raise TemplateError(f"no template for entity type(s) {', '.join(missing)}")
+        _builder_arguments_check(templates, entity_types, prompt_mode)
         self.tokenizer = tokenizer
         self.entity_types = tuple(entity_types)
         self.prompt_mode = prompt_mode
@@ -255,11 +261,7 @@ class OnePassBuilder:
 
     def __init__(self, tokenizer, templates: Mapping[str, QueryTemplate], entity_types: Sequence[str], *,
                  prompt_mode: str = "hybrid", max_length: int = 256, window_overlap: int = 32) -> None:
-        if prompt_mode not in PROMPT_MODES:
-            raise ValueError(f"prompt_mode must be one of {PROMPT_MODES}, not {prompt_mode!r}")
-        missing = [t for t in entity_types if t not in templates]
-        if missing:
-            raise TemplateError(f"no template for entity type(s) {', '.join(missing)}")
+        _builder_arguments_check(templates, entity_types, prompt_mode)
         self.tokenizer = tokenizer
         self.entity_types = tuple(entity_types)
         self.prompt_mode = prompt_mode

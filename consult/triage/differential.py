@@ -17,7 +17,6 @@ import ast
 import csv
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +191,3 @@ class DifferentialModel:
             if float(posterior[self.severity <= k].sum()) >= threshold:
                 return URGENCY_LEVELS[k - 1]
         return URGENCY_LEVELS[4]
-
-
-def entropy_bits(posterior: np.ndarray) -> float:
-    return -float(sum(p * math.log2(p) for p in posterior if p > 0))

@@ -32,6 +32,8 @@ COMPLAINT_AGAIN = (
     "I'm here to help. I can only give advice once I know what the problem is: what symptoms do you have?"
 )
 PAIN_SITE_QUESTION = "Where exactly is the pain?"
+# The assertion a yes / no / "not sure" answer gives the finding asked about.
+_ANSWER_ASSERTION = {"yes": "present", "no": "absent", "unsure": "unsure"}
 # The general questions, in this order, after the complaint's own questions.
 GENERAL_ORDER = ("duration", "severity", "demographics", "pregnancy", "history")
 # Messages that carry no clinical content: the interview keeps asking for the complaint.
@@ -191,13 +193,13 @@ class TriageEngine:
                 interview.pain_site_known = True
             stated_ids = {finding_id for finding_id, _, _ in stated}
             for finding_id, assertion, words in stated:
-                ev._finding_update(conversation, finding_id, ev.FindingState(assertion, "message", words, index))
+                ev.finding_update(conversation, finding_id, ev.FindingState(assertion, "message", words, index))
                 if finding_id in self._complaint_findings:
                     complaint_words.add(words.lower())
             self._answer(interview, answered, text, index, stated_ids)
             self._fields(conversation, text, entities, answered)
             for entity in entities:
-                if entity.get("type") in ("SYMPTOM", "DISEASE") and ev._entity_assertion(entity) in (None, "present", "possible"):
+                if entity.get("type") in ("SYMPTOM", "DISEASE") and ev.entity_assertion(entity) in (None, "present", "possible"):
                     interview.mentioned_symptoms.append(entity["text"])
         conversation.medications = list(dict.fromkeys(ev.medications_read(
             [e for turn in inp.turns for e in turn.entities]))) or conversation.medications
@@ -234,8 +236,8 @@ class TriageEngine:
         if kind == "finding":
             if key in stated or answer is None:
                 return  # the message states the finding itself, with its own assertion
-            assertion = {"yes": "present", "no": "absent", "unsure": "unsure"}[answer]
-            ev._finding_update(interview.conversation, key, ev.FindingState(assertion, "answer", text.strip()[:80], index))
+            assertion = _ANSWER_ASSERTION[answer]
+            ev.finding_update(interview.conversation, key, ev.FindingState(assertion, "answer", text.strip()[:80], index))
             return
         finding_id = self.finding_for_evidence.get(key)
         if finding_id is not None and finding_id in stated:
@@ -243,8 +245,8 @@ class TriageEngine:
         if answer is not None:
             interview.ddx_answers[key] = answer
             if finding_id is not None:
-                assertion = {"yes": "present", "no": "absent", "unsure": "unsure"}[answer]
-                ev._finding_update(interview.conversation, finding_id,
+                assertion = _ANSWER_ASSERTION[answer]
+                ev.finding_update(interview.conversation, finding_id,
                                    ev.FindingState(assertion, "answer", text.strip()[:80], index))
 
     def _fields(self, conversation: ev.Conversation, text: str, entities: Sequence[Mapping], answered: str) -> None:
@@ -277,7 +279,7 @@ class TriageEngine:
     def _message_findings(self, text: str, entities: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str, str], ...]:
         """ev.message_findings, remembered per message: every decision re-reads the whole conversation."""
         key = (text, tuple(
-            (e["start"], e["end"], e.get("type"), ev._entity_assertion(e),
+            (e["start"], e["end"], e.get("type"), ev.entity_assertion(e),
              tuple((c.get("system"), c.get("code")) for c in (e.get("attributes") or {}).get("codes") or ()))
             for e in entities))
         found = self._findings_memo.get(key)

@@ -126,14 +126,10 @@ _AGE = [
     re.compile(rf"\b{_NUM}\s*(m|f)\b"),
 ]
 _AGE_ANSWER = re.compile(rf"^(?:about |around |almost )?{_NUM}\s*(years?|yrs?|y/?o|months?|weeks?|days?)?(?:\s*old)?\b")
-_FEMALE = re.compile(r"\b(?:female|woman|girl|lady|f|she|her|daughter|mum|mom|wife|pregnant|period|periods)\b")
-_MALE = re.compile(r"\b(?:male|man|boy|guy|m|he|him|son|dad|husband)\b")
-_SEX_ANSWER_FEMALE = re.compile(r"^(?:i'?m |i am |a )?(?:female|woman|girl|f|she|lady)\b")
-_SEX_ANSWER_MALE = re.compile(r"^(?:i'?m |i am |a )?(?:male|man|boy|m|he|guy)\b")
-_SEVERITY = [
-    re.compile(r"\b(\d{1,2})\s*(?:/|out of)\s*10\b"),
-    re.compile(r"\b(?:about|around|like|maybe|a|an)\s+(\d{1,2})\b(?!\s*(?:days?|weeks?|hours?|years?|months?|mins?))"),
-]
+# A bare word in an answer to the age-and-sex question ("34, female", "M", "she's 3").
+_SEX_ANSWER_FEMALE = re.compile(r"\b(?:female|woman|girl|lady|she|f)\b")
+_SEX_ANSWER_MALE = re.compile(r"\b(?:male|man|boy|guy|he|m)\b")
+_SEVERITY_SCORE = re.compile(r"\b(\d{1,2})\s*(?:/|out of)\s*10\b")
 _SEVERITY_WORDS = [
     (re.compile(r"\b(?:worst (?:pain |headache )?(?:of my life|ever)|unbearable|excruciating|agony|agonising|agonizing)\b"), 10),
     (re.compile(r"\b(?:really bad|very bad|severe|terrible|awful|horrible|intense|extreme)\b"), 8),
@@ -204,9 +200,9 @@ def sex_read(text: str, *, answering: bool) -> str | None:
     a bare word anywhere in the answer ("34, female", "M")."""
     text = text_normalise(text).strip()
     if answering:
-        if _SEX_ANSWER_FEMALE.match(text) or re.search(r"\b(?:female|woman|girl|f)\b", text):
+        if _SEX_ANSWER_FEMALE.search(text):
             return "female"
-        if _SEX_ANSWER_MALE.match(text) or re.search(r"\b(?:male|man|boy|m)\b", text):
+        if _SEX_ANSWER_MALE.search(text):
             return "male"
     if re.search(r"\bi'?m (?:a )?(?:woman|female|girl)\b|\b\d+\s*f\b|\bpregnant\b|\bmy periods?\b"
                  r"|\b(?:year old|yo|y/o) (?:woman|female|girl|lady)\b", text):
@@ -219,7 +215,7 @@ def sex_read(text: str, *, answering: bool) -> str | None:
 def severity_read(text: str, *, answering: bool) -> int | None:
     """0-10 score: "8/10", "8 out of 10", "it's like 8" (when answering), or words ("severe" -> 8)."""
     text = text_normalise(text)
-    m = _SEVERITY[0].search(text)
+    m = _SEVERITY_SCORE.search(text)
     if m and 0 <= int(m.group(1)) <= 10:
         return int(m.group(1))
     if answering:
@@ -299,7 +295,7 @@ class Conversation:
         return finding_id in self.findings
 
 
-def _finding_update(conversation: Conversation, finding_id: str, state: FindingState) -> None:
+def finding_update(conversation: Conversation, finding_id: str, state: FindingState) -> None:
     """The latest statement about a finding wins ("no fever" after "fever" means it went), except that a
     current finding is not cancelled by a history, family or hypothetical mention of the same words."""
     old = conversation.findings.get(finding_id)
@@ -321,7 +317,7 @@ def _covering_entity(entities: Sequence[Mapping[str, Any]], start: int, end: int
     return best
 
 
-def _entity_assertion(entity: Mapping[str, Any]) -> str | None:
+def entity_assertion(entity: Mapping[str, Any]) -> str | None:
     attributes = entity.get("attributes") or {}
     assertion = attributes.get("assertion", entity.get("assertion"))
     return assertion if assertion in ASSERTIONS else None
@@ -347,7 +343,7 @@ def message_findings(
     unresolved: list[tuple[str, int, int]] = []
     for finding_id, start, end in matches:
         entity = _covering_entity(entities, start, end)
-        assertion = _entity_assertion(entity) if entity is not None else None
+        assertion = entity_assertion(entity) if entity is not None else None
         # A phrase that carries its own negation ("don't want to live", "no wet nappies") is stated, not denied:
         # the mention's assertion would read its inner cue, so the detector reads it with the cue blanked.
         if assertion is None or _NEGATION_WORD.search(norm[start:end]):
@@ -369,7 +365,7 @@ def message_findings(
         for code in attributes.get("codes") or ():
             system = {"HPO": "hpo", "ICD-10-CM": "icd10cm"}.get(str(code.get("system")))
             for finding_id in codes.get((system, str(code.get("code"))), ()):
-                found.append((finding_id, _entity_assertion(entity) or "present", entity.get("text", "")))
+                found.append((finding_id, entity_assertion(entity) or "present", entity.get("text", "")))
     return found
 
 
@@ -395,7 +391,7 @@ def medications_read(entities: Sequence[Mapping[str, Any]]) -> list[str]:
         if entity.get("type") != "DRUG":
             continue
         words = entity.get("text", "").strip()
-        if HABIT_WORDS.match(words.lower()) or _entity_assertion(entity) in ("absent", "family", "hypothetical"):
+        if HABIT_WORDS.match(words.lower()) or entity_assertion(entity) in ("absent", "family", "hypothetical"):
             continue
         medications.append(words)
     return medications
@@ -409,7 +405,7 @@ def conditions_read(entities: Sequence[Mapping[str, Any]], complaint_words: set[
         if entity.get("type") != "DISEASE":
             continue
         words = entity.get("text", "").strip()
-        if words.lower() in complaint_words or _entity_assertion(entity) in ("absent", "family", "hypothetical"):
+        if words.lower() in complaint_words or entity_assertion(entity) in ("absent", "family", "hypothetical"):
             continue
         conditions.append(words)
     return conditions
