@@ -3,7 +3,8 @@
 Daphne has no option for the largest websocket message it accepts, and Autobahn's default is unlimited:
 a client could make the server buffer any amount before the consumer sees a byte. Here the factory gets
 maxMessagePayloadSize / maxFramePayloadSize = WEBSOCKET_MAX_MESSAGE_BYTES, so that a larger message
-closes the socket with 1009 (message too big) while it arrives.
+closes the socket with 1009 (message too big) while it arrives. Autobahn applies the same limit to what the
+server sends; the limit is on clients, so the server's own messages (a long consultation's state) are exempt.
 """
 from __future__ import annotations
 
@@ -19,7 +20,19 @@ def websocket_max_message_bytes() -> int:
     return int(settings.WEBSOCKET_MAX_MESSAGE_BYTES)
 
 
+class IncomingLimitedWebSocketProtocol(daphne_server.WebSocketFactory.protocol):
+    def sendMessage(self, *args, **kwargs):  # noqa: N802 (Autobahn's name)
+        # Autobahn checks maxMessagePayloadSize on outgoing messages too: lift it for the server's own sends.
+        limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
+        try:
+            return super().sendMessage(*args, **kwargs)
+        finally:
+            self.maxMessagePayloadSize = limit
+
+
 class LimitedWebSocketFactory(daphne_server.WebSocketFactory):
+    protocol = IncomingLimitedWebSocketProtocol
+
     def setProtocolOptions(self, **options) -> None:  # noqa: N802 (Autobahn's name)
         limit = websocket_max_message_bytes()
         options.setdefault("maxMessagePayloadSize", limit)

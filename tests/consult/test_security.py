@@ -394,6 +394,28 @@ async def test_daphne_closes_sockets_that_send_oversized_or_undecodable_frames(d
 
 @pytest.mark.integration
 @pytest.mark.asyncio
+async def test_daphne_sends_a_state_larger_than_the_limit_on_what_clients_send(daphne):
+    """The limit is on clients: a long consultation's state (here 8 stored messages of 1,900 characters, more
+    than WEBSOCKET_MAX_MESSAGE_BYTES = 13,024) still reaches the page instead of closing its socket."""
+    import urllib.request
+
+    consultation_id, token = await asyncio.to_thread(daphne_consultation, daphne)
+
+    def post(text: str) -> None:
+        request = urllib.request.Request(
+            f"http://{daphne}/api/consultations/{consultation_id}/messages/", data=json.dumps({"text": text}).encode(),
+            method="POST", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 202
+
+    for i in range(8):
+        await asyncio.to_thread(post, f"message {i} " + "my head hurts " * 135)
+    socket = await daphne_socket(daphne, consultation_id, token)  # asserts the first frame is the state
+    await socket.close()
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio
 async def test_daphne_refuses_websockets_from_foreign_origins(daphne):
     import websockets
 
