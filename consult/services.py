@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from consult import extraction, selectors
+from consult.triage.evidence import habit_words_match
 from consult.models import Consultation, Entity, Message, RecordItem, TriageEvent, Urgency
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,9 @@ def message_entities_replace(
         attributes = dict(entity.get("attributes") or {})
         assertion = attributes.get("assertion")
         record_item = None
-        if entity["type"] in RECORD_TYPES:
+        # A habit the extractor typed as a medicine ("I smoke") is a habit, never a medicine in the record.
+        is_habit = entity["type"] == "DRUG" and habit_words_match(text=entity["text"])
+        if entity["type"] in RECORD_TYPES and not is_habit:
             key = record_key_normalize(text=entity["text"])
             if key:
                 record_item, was_created = RecordItem.objects.get_or_create(

@@ -163,7 +163,6 @@ class TriageEngine:
                 for code in codes:
                     self.codes.setdefault((system, code), set()).add(finding.id)
         self.finding_for_evidence = knowledge.finding_for_ddxplus()
-        self._complaint_findings = {fid for c in knowledge.complaints for fid in c.findings}
         self._fallback = next((c for c in knowledge.complaints if c.id == "other"), None)
         self._findings_memo: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
 
@@ -176,7 +175,7 @@ class TriageEngine:
     def _read(self, inp: TriageInput) -> _Interview:
         conversation = ev.Conversation()
         interview = _Interview(conversation)
-        complaint_words: set[str] = set()
+        finding_words: set[str] = set()  # the patient's words each finding was read from
         for index, turn in enumerate(inp.turns):
             text = turn.text or ""
             entities = [e for e in turn.entities if _entity_ok(e, text)]
@@ -194,8 +193,7 @@ class TriageEngine:
             stated_ids = {finding_id for finding_id, _, _ in stated}
             for finding_id, assertion, words in stated:
                 ev.finding_update(conversation, finding_id, ev.FindingState(assertion, "message", words, index))
-                if finding_id in self._complaint_findings:
-                    complaint_words.add(words.lower())
+                finding_words.add(words.lower())
             self._answer(interview, answered, text, index, stated_ids)
             self._fields(conversation, text, entities, answered)
             for entity in entities:
@@ -204,7 +202,7 @@ class TriageEngine:
         conversation.medications = list(dict.fromkeys(ev.medications_read(
             [e for turn in inp.turns for e in turn.entities]))) or conversation.medications
         conversation.conditions = list(dict.fromkeys(conversation.conditions + ev.conditions_read(
-            [e for turn in inp.turns for e in turn.entities], complaint_words)))
+            [e for turn in inp.turns for e in turn.entities], finding_words)))
         # Complaints in the order their first finding was stated; history, family and hypotheticals don't count.
         first_seen: dict[str, int] = {}
         for complaint in self.knowledge.complaints:
@@ -519,12 +517,9 @@ class TriageEngine:
         lacks = [self.knowledge.findings[f].label for f, s in conversation.findings.items() if s.assertion == "absent"]
         sentences = []
         if has:
-            told = _join(has)
+            sentences.append(f"You told me about {_join(has)}.")
             if conversation.duration:
-                told += f" ({conversation.duration})"
-            if conversation.severity is not None:
-                told += f", {conversation.severity} out of 10 at worst"
-            sentences.append(f"You told me about {told}.")
+                sentences.append(f"It started: {conversation.duration}.")
         if lacks:
             sentences.append(f"You don't have {_join(lacks, 'or')}.")
         if conversation.medications:

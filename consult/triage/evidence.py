@@ -383,6 +383,11 @@ def _patient_assertion(assertion: str, norm: str, start: int) -> str:
     return assertion
 
 
+def habit_words_match(*, text: str) -> bool:
+    """Whether a mention's words are a habit (smoking, alcohol, coffee, ...), not a medicine."""
+    return bool(HABIT_WORDS.match(text.strip().lower()))
+
+
 def medications_read(entities: Sequence[Mapping[str, Any]]) -> list[str]:
     """The patient's current medicines: DRUG mentions that are present (or historical: taken earlier for
     this complaint), never habits."""
@@ -391,21 +396,22 @@ def medications_read(entities: Sequence[Mapping[str, Any]]) -> list[str]:
         if entity.get("type") != "DRUG":
             continue
         words = entity.get("text", "").strip()
-        if HABIT_WORDS.match(words.lower()) or entity_assertion(entity) in ("absent", "family", "hypothetical"):
+        if habit_words_match(text=words) or entity_assertion(entity) in ("absent", "family", "hypothetical"):
             continue
         medications.append(words)
     return medications
 
 
-def conditions_read(entities: Sequence[Mapping[str, Any]], complaint_words: set[str]) -> list[str]:
-    """Known conditions: DISEASE mentions of the patient's own (present or historical) that are not one of
-    the complaints' findings."""
+def conditions_read(entities: Sequence[Mapping[str, Any]], finding_words: set[str]) -> list[str]:
+    """Known conditions: DISEASE mentions of the patient's own (present or historical) that are not part of a
+    finding the knowledge base read in the same words ("stiff" in "my neck feels stiff" is the stiff neck)."""
     conditions = []
     for entity in entities:
         if entity.get("type") != "DISEASE":
             continue
         words = entity.get("text", "").strip()
-        if words.lower() in complaint_words or entity_assertion(entity) in ("absent", "family", "hypothetical"):
+        if any(words.lower() in stated for stated in finding_words) or entity_assertion(entity) in (
+                "absent", "family", "hypothetical"):
             continue
         conditions.append(words)
     return conditions

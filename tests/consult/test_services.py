@@ -302,3 +302,13 @@ def test_load_defaults_is_idempotent(db, monkeypatch):
     assert templates.count() == len(extraction.default_templates())
     assert not templates.filter(is_active=True).exists()
     assert selectors.prompt_templates_active() == ({}, "builtin")
+
+
+def test_a_habit_typed_as_a_medicine_stays_out_of_the_record(consultation):
+    text = "I'm 58 and I smoke, I take ramipril"
+    message = Message.objects.create(consultation=consultation, role="patient", text=text)
+    services.message_entities_replace(
+        message=message, entities=[entity("smoke", text, "DRUG"), entity("ramipril", text, "DRUG")],
+        model_version="m", template_version="t")
+    assert list(RecordItem.objects.values_list("key", flat=True)) == ["ramipril"]
+    assert message.entities.count() == 2  # the model's mention stays for review

@@ -159,3 +159,11 @@ def test_a_message_in_another_language_is_answered_and_fills_nothing(consultatio
     state = say(consultation, "sorry, I have a headache and a fever")
     assert state["next_question"] is not None or state["urgency"] is not None
     assert state["decision"]["record"]["findings"]
+
+
+def test_words_of_a_finding_are_not_listed_as_conditions_and_the_summary_states_no_invented_numbers(consultation):
+    say(consultation, "Hi, I've had a pounding headache since Tuesday and I keep throwing up.")
+    state = say(consultation, "No fever. My neck feels really stiff though.")
+    record = state["decision"]["record"]
+    assert not any("stiff" in c.lower() for c in record["conditions"]), record["conditions"]
+    assert "out of 10" not in state["summary"]
