@@ -12,6 +12,7 @@ from consult import extraction, model_registry, prompt_templates, selectors
 from consult.models import (
     AuditEvent,
     ClinicianNote,
+    ClinicianUrgency,
     Consultation,
     ConsultationReview,
     Entity,
@@ -78,7 +79,8 @@ class TriageEventInline(admin.TabularInline):
 class ConsultationAdmin(ReadOnlyAdmin):
     list_display = ("id", "status", "urgency", "created_at", "updated_at", "case_page")
     list_filter = ("status", "urgency")
-    fields = ("case_page", "id", "status", "urgency", "summary", "created_at", "updated_at", "triage_state")
+    fields = ("case_page", "id", "status", "urgency", "age", "sex", "summary", "created_at", "updated_at",
+              "triage_state")
     readonly_fields = fields
     inlines = [RecordItemInline, TriageEventInline, MessageInline]
 
@@ -316,6 +318,18 @@ class ClinicianNoteAdmin(ReadOnlyAdmin):
     @admin.display(description="Case page")
     def case_page(self, note: ClinicianNote) -> str:
         return workspace_link(note.consultation_id, anchor="#note-title")
+
+
+@admin.register(ClinicianUrgency)
+class ClinicianUrgencyAdmin(ReadOnlyAdmin):
+    list_display = ("consultation", "urgency", "set_by_name", "set_at", "case_page")
+    list_filter = ("urgency",)
+    fields = ("case_page", "consultation", "urgency", "reason", "set_by_name", "set_at")
+    readonly_fields = fields
+
+    @admin.display(description="Case page")
+    def case_page(self, urgency: ClinicianUrgency) -> str:
+        return workspace_link(urgency.consultation_id, anchor="#urgency-title")
 
 
 @admin.register(AuditEvent)

@@ -8,10 +8,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 
 from consult import review
-from consult.models import ClinicianNote, Consultation, Message, RecordItem, TriageEvent, Urgency
+from consult.models import ClinicianNote, ClinicianUrgency, Consultation, Message, RecordItem, TriageEvent, Urgency
 # The reviewed record has the live record's sections ({type: section}), so that clients read both alike.
 from consult.selectors import RECORD_SECTIONS
 from consult.services import record_key_normalize
@@ -63,15 +64,18 @@ class CaseFilters:
 
 def consultation_list(*, filters: CaseFilters | None = None) -> QuerySet[Consultation]:
     """Consultations for clinicians, most urgent first (emergency_ambulance first, not yet assessed last),
-    newest first within a level, with the number of red flags that fired."""
+    newest first within a level, with the number of red flags that fired. The level is the one in force
+    (`effective_urgency`): a clinician's (ClinicianUrgency) where set, else the interview's; the urgency filter
+    reads it too."""
     filters = filters or CaseFilters()
     urgency_order = Case(
-        *(When(urgency=level, then=Value(rank)) for rank, level in enumerate(Urgency.values)),
+        *(When(effective_urgency=level, then=Value(rank)) for rank, level in enumerate(Urgency.values)),
         default=Value(len(Urgency.values)),
         output_field=IntegerField(),
     )
     queryset = (
-        Consultation.objects.select_related("review", "review__reviewed_by")
+        Consultation.objects.select_related("review", "review__reviewed_by", "clinician_urgency")
+        .annotate(effective_urgency=Coalesce(F("clinician_urgency__urgency"), F("urgency")))
         .annotate(
             urgency_order=urgency_order,
             red_flag_count=Count("triage_events", filter=Q(triage_events__rule_id__in=red_flag_rule_ids()),
@@ -83,7 +87,7 @@ def consultation_list(*, filters: CaseFilters | None = None) -> QuerySet[Consult
     if filters.status:
         queryset = queryset.filter(status=filters.status)
     if filters.urgency:
-        queryset = queryset.filter(urgency=filters.urgency)
+        queryset = queryset.filter(effective_urgency=filters.urgency)
     if filters.reviewed is not None:
         queryset = queryset.filter(review__isnull=not filters.reviewed)
     if filters.created_from:
@@ -118,6 +122,115 @@ def chief_complaint(*, consultation: Consultation) -> str:
         first = next((m.text for m in consultation.messages.all() if m.role == Message.Role.PATIENT), "")
         text = ", ".join(symptoms[:3]) or " ".join(first.split())
     return text if len(text) <= CHIEF_COMPLAINT_CHARS else text[:CHIEF_COMPLAINT_CHARS - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class PatientDetails:
+    """The patient's age (years) and sex: the clinician's values where set, else the interview's answers."""
+
+    age: float | None
+    sex: str
+    age_source: str | None  # "clinician" | "interview" | None (unknown)
+    sex_source: str | None
+
+    @property
+    def text(self) -> str:
+        """e.g. "34 y, female"; "" when neither is known."""
+        parts = []
+        if self.age is not None:
+            parts.append(f"{round(self.age * 52)} wk" if self.age < 1 else f"{self.age:g} y")
+        if self.sex:
+            parts.append(self.sex)
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"age": self.age, "sex": self.sex or None, "age_source": self.age_source,
+                "sex_source": self.sex_source}
+
+
+def patient_details(*, consultation: Consultation) -> PatientDetails:
+    decided = triage_decision(consultation=consultation).get("record") or {}
+    interview_age = decided.get("age")
+    interview_sex = decided.get("sex") or ""
+    if consultation.age is not None:
+        age, age_source = consultation.age, "clinician"
+    else:
+        age, age_source = interview_age, ("interview" if interview_age is not None else None)
+    if consultation.sex:
+        sex, sex_source = consultation.sex, "clinician"
+    else:
+        sex, sex_source = interview_sex, ("interview" if interview_sex else None)
+    return PatientDetails(age=age, sex=sex, age_source=age_source, sex_source=sex_source)
+
+
+def clinician_urgency_get(*, consultation: Consultation) -> ClinicianUrgency | None:
+    # A query, not the reverse accessor: that one caches a miss on the instance, which a later save would not clear.
+    return ClinicianUrgency.objects.filter(consultation=consultation).first()
+
+
+@dataclass(frozen=True)
+class Retriage:
+    """The interview re-run on the reviewed findings (consultation_retriage)."""
+
+    urgency: str | None
+    concluded: bool
+    question: str | None  # what it would ask next, while not concluded
+    red_flags: list[str]  # reasons of the red flags that fire
+    reasons: list[str]  # the reasons behind its level
+    record: dict[str, Any]
+
+    @property
+    def urgency_label(self) -> str | None:
+        return Urgency(self.urgency).label if self.urgency else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"urgency": self.urgency, "urgency_label": self.urgency_label, "concluded": self.concluded,
+                "question": self.question, "red_flags": self.red_flags, "reasons": self.reasons}
+
+
+def consultation_retriage(*, consultation: Consultation,
+                          messages: list[tuple[Message, list[review.Annotation]]] | None = None) -> Retriage | None:
+    """The interview re-run on the clinician-reviewed findings; pure computation, nothing is written.
+
+    The input is the one services.consultation_triage builds for the latest processed patient message, except
+    that each message's mentions are the reviewed ones (review.messages_with_annotations: accepted, corrected
+    and added mentions with their reviewed assertion and context, pending ones as extracted, rejected ones
+    left out). No earlier level is carried over (`previous_urgency` None): the level is what the reviewed
+    findings reach on their own, so that a rejected mention can lower it. None before any processed patient
+    message."""
+    from consult.services import triage_engine_get
+    from consult.triage import TriageInput, Turn
+
+    if messages is None:
+        messages = review.messages_with_annotations(consultation=consultation)
+    patient = [(m, a) for m, a in messages if m.role == Message.Role.PATIENT and m.status != Message.Status.FAILED]
+    processed = [index for index, (m, _) in enumerate(patient) if m.status == Message.Status.PROCESSED]
+    if not processed:
+        return None
+    patient = patient[:processed[-1] + 1]
+    state = consultation.triage_state or {}
+    answered = state.get("answered") or {}
+    asked_after = state.get("asked") or {}
+    turns = []
+    for message, annotations in patient:
+        entities = tuple(
+            {"start": a.start, "end": a.end, "type": a.type, "text": a.text,
+             "attributes": {**(a.attributes or {}), "assertion": a.assertion}}
+            for a in annotations if a.kept
+        )
+        turns.append(Turn(text=message.text, entities=entities, answered=answered.get(str(message.id))))
+    # The questions asked after the earlier messages; the last message's own question is decided now.
+    asked = tuple(asked_after[str(m.id)] for m, _ in patient[:-1] if asked_after.get(str(m.id)))
+    decision = triage_engine_get().decide(TriageInput(turns=tuple(turns), asked=asked, previous_urgency=None))
+    red_flag_ids = set(decision.red_flags)
+    return Retriage(
+        urgency=decision.urgency,
+        concluded=decision.concluded,
+        question=decision.question.text if decision.question else None,
+        red_flags=list(dict.fromkeys(r.describe() for r in decision.reasons if r.rule_id in red_flag_ids)),
+        reasons=list(dict.fromkeys(r.describe() for r in decision.reasons if r.urgency == decision.urgency)),
+        record=decision.record,
+    )
 
 
 # One case ----------------------------------------------------------------------------------------------
@@ -266,8 +379,9 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
     symptoms = present(record["symptoms"])
     chief = ", ".join(decided.get("complaints") or []) or ", ".join(e.text for e in symptoms[:3]) or "not stated"
     history = []
-    demographics = [f"age {decided['age']:g}" if decided.get("age") is not None else "",
-                    decided.get("sex") or "", "pregnant" if decided.get("pregnant") else ""]
+    details = patient_details(consultation=consultation)
+    demographics = [f"age {details.age:g}" if details.age is not None else "",
+                    details.sex, "pregnant" if decided.get("pregnant") else ""]
     if any(demographics):
         history.append("Patient: " + ", ".join(d for d in demographics if d) + ".")
     if decided.get("duration"):
@@ -307,6 +421,10 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
         "Red flags: " + ("; ".join(red_flags) if red_flags else "none identified"),
         f"Triage: {urgency}",
     ]
+    override = clinician_urgency_get(consultation=consultation)
+    if override is not None:
+        lines.append(f"Clinician's urgency: {Urgency(override.urgency).label} "
+                     f"(set by {override.set_by_name or 'a clinician'}: {override.reason})")
     differential = [d for d in triage_decision(consultation=consultation).get("differential") or []
                     if d["probability"] >= 0.01]
     if differential:
@@ -328,6 +446,13 @@ class CaseView:
     summary_text: str
     audit_events: list
     note: ClinicianNote | None = None
+    clinician_urgency: ClinicianUrgency | None = None
+    patient: PatientDetails | None = None
+
+    @functools.cached_property
+    def retriage(self) -> Retriage | None:
+        """The interview re-run on the reviewed findings (computed when first read: the FHIR export needs none)."""
+        return consultation_retriage(consultation=self.consultation, messages=self.messages)
 
     @property
     def annotations(self) -> list[review.Annotation]:
@@ -356,6 +481,8 @@ def case_get(*, consultation: Consultation) -> CaseView:
                                        note=note.text if note else ""),
         audit_events=review.audit_events_get(consultation=consultation),
         note=note if note and note.text else None,
+        clinician_urgency=clinician_urgency_get(consultation=consultation),
+        patient=patient_details(consultation=consultation),
     )
 
 
@@ -384,7 +511,17 @@ def case_serialize(*, case: CaseView) -> dict[str, Any]:
         "questions": [q.__dict__ for q in case.questions],
         "triage": [{**s.__dict__, "red_flag": s.is_red_flag} for s in case.steps],
         "summary_text": case.summary_text,
+        "retriage": case.retriage.to_dict() if case.retriage else None,
+        "clinician_urgency": clinician_urgency_serialize(urgency=case.clinician_urgency),
+        "patient": case.patient.to_dict() if case.patient else None,
         "note": ({"text": case.note.text, "updated_by": case.note.updated_by_name or None,
                   "updated_at": case.note.updated_at.isoformat()} if case.note else None),
         "audit": [review.audit_event_serialize(event=e) for e in case.audit_events],
     }
+
+
+def clinician_urgency_serialize(*, urgency: ClinicianUrgency | None) -> dict[str, Any] | None:
+    if urgency is None:
+        return None
+    return {"urgency": urgency.urgency, "urgency_label": Urgency(urgency.urgency).label, "reason": urgency.reason,
+            "set_by": urgency.set_by_name or None, "set_at": urgency.set_at.isoformat()}

@@ -67,7 +67,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     filters = _filters_from(request)
     consultations = case.consultation_list(filters=filters).prefetch_related("record_items", "messages")
     page = Paginator(consultations, 50).get_page(request.GET.get("page"))
-    rows = [{"consultation": c, "chief_complaint": case.chief_complaint(consultation=c)} for c in page]
+    rows = [{"consultation": c, "chief_complaint": case.chief_complaint(consultation=c),
+             "patient": case.patient_details(consultation=c),
+             # A missing reverse one-to-one raises an AttributeError subclass, which getattr turns into None.
+             "clinician_urgency": getattr(c, "clinician_urgency", None)} for c in page]
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "clinician/dashboard.html", {
@@ -87,7 +90,9 @@ def _case_context(consultation: Consultation) -> dict:
     return {"case": view, "consultation": consultation, "messages_view": messages_view,
             "review_types": [(t, TYPE_LABELS.get(t, t)) for t in review.REVIEW_TYPES],
             "assertions": review.ASSERTIONS, "reviewed": getattr(consultation, "review", None),
-            "core_types": review.CORE_TYPES, "note_max_chars": review.NOTE_MAX_CHARS}
+            "core_types": review.CORE_TYPES, "note_max_chars": review.NOTE_MAX_CHARS,
+            "urgencies": Urgency.choices, "urgency_reason_max_chars": review.URGENCY_REASON_MAX_CHARS,
+            "sexes": review.SEXES, "age_max": review.AGE_MAX_YEARS}
 
 
 @require_safe
@@ -159,6 +164,34 @@ def case_note(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     else:
         messages.success(request, "Note saved.")
     return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + "#note-title")
+
+
+@require_POST
+@clinician_required
+def case_urgency(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
+    consultation = get_object_or_404(Consultation, pk=consultation_id)
+    try:
+        review.clinician_urgency_save(consultation=consultation, actor=request.user,
+                                      urgency=request.POST.get("urgency", ""), reason=request.POST.get("reason", ""))
+    except review.ReviewError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Urgency set; the patient's page shows it with your reason.")
+    return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + "#urgency-title")
+
+
+@require_POST
+@clinician_required
+def case_patient(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
+    consultation = get_object_or_404(Consultation, pk=consultation_id)
+    try:
+        review.patient_details_save(consultation=consultation, actor=request.user,
+                                    age=request.POST.get("age", "").strip(), sex=request.POST.get("sex", ""))
+    except review.ReviewError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Age and sex saved.")
+    return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + "#patient-title")
 
 
 @require_POST

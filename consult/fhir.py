@@ -7,7 +7,10 @@ patient has them; drugs are MedicationStatements; follow-up questions and answer
 Mentions asserted for a family member are not the patient's and are not exported as the patient's.
 Codes are those of the reviewed record: recomputed for a corrected span or type (see consult.review), never the
 model's codes of the span it had found. The clinician's note on the case is a ClinicalImpression (its
-`summary`, and a `note` naming the author).
+`summary`, and a `note` naming the author). An urgency a clinician set is the Encounter's priority (the
+interview's level is then named in a ClinicalImpression with the clinician's reason). The patient's sex is
+Patient.gender and their age an Observation (LOINC 30525-0): the clinician's values where set, else the
+interview's answers.
 """
 from __future__ import annotations
 
@@ -101,6 +104,9 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
         "id": _id(consultation, "Patient"),
         "identifier": [{"system": CONSULTATION_SYSTEM, "value": str(consultation.id)}],
     }
+    details = case.patient
+    if details is not None and details.sex in {"female", "male"}:
+        patient["gender"] = details.sex
     encounter: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": _id(consultation, "Encounter"),
@@ -112,13 +118,26 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
     }
     if consultation.status == Consultation.Status.CLOSED:
         encounter["period"]["end"] = _instant(consultation.updated_at)
-    if consultation.urgency in ENCOUNTER_PRIORITY:
-        code, display = ENCOUNTER_PRIORITY[consultation.urgency]
+    override = case.clinician_urgency
+    urgency = override.urgency if override is not None else consultation.urgency
+    if urgency in ENCOUNTER_PRIORITY:
+        code, display = ENCOUNTER_PRIORITY[urgency]
         encounter["priority"] = {
             "coding": [{"system": ACT_PRIORITY, "code": code, "display": display}],
-            "text": Urgency(consultation.urgency).label,
+            "text": Urgency(urgency).label + (" (set by a clinician)" if override is not None else ""),
         }
     resources: list[dict[str, Any]] = [patient, encounter]
+    if details is not None and details.age is not None:
+        resources.append({
+            "resourceType": "Observation",
+            "id": _id(consultation, "Observation", "age"),
+            "status": "final" if details.age_source == "clinician" else "preliminary",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0", "display": "Age"}], "text": "Age"},
+            "subject": _ref(patient),
+            "encounter": _ref(encounter),
+            "valueQuantity": {"value": details.age, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"},
+            "note": [{"text": "set by a clinician" if details.age_source == "clinician" else "the patient's answer"}],
+        })
 
     for index, entry in enumerate(case.record["diseases"]):
         if entry.assertion == "family":
@@ -200,6 +219,23 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
             "encounter": _ref(encounter),
             "date": _instant(case.note.updated_at),
             "summary": case.note.text,
+            "note": [annotation],
+        })
+
+    if override is not None:
+        interview = Urgency(consultation.urgency).label if consultation.urgency else "not assessed"
+        annotation = {"text": override.reason, "time": _instant(override.set_at)}
+        if override.set_by_name:
+            annotation["authorString"] = override.set_by_name
+        resources.append({
+            "resourceType": "ClinicalImpression",
+            "id": _id(consultation, "ClinicalImpression", "clinician-urgency"),
+            "status": "completed",
+            "description": f"Urgency set by a clinician (the interview's level: {interview})",
+            "subject": _ref(patient),
+            "encounter": _ref(encounter),
+            "date": _instant(override.set_at),
+            "summary": f"{Urgency(override.urgency).label}: {override.reason}",
             "note": [annotation],
         })
 

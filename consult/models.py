@@ -28,6 +28,10 @@ class Urgency(models.TextChoices):
         return len(order) - order.index(value)
 
 
+# The interview's values of the patient's sex (consult.triage.evidence.sex_read).
+SEX_CHOICES = [("female", "Female"), ("male", "Male")]
+
+
 class Consultation(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -43,6 +47,10 @@ class Consultation(models.Model):
     # "asked": {message id: the question asked after it}, "pending_question": {"id", "text"} | None,
     # "decision": TriageDecision.to_dict()}
     triage_state = models.JSONField(default=dict, blank=True)
+    # The patient's age (years; fractions for babies) and sex as a clinician set them (review.patient_details_save,
+    # audited). Null/empty: the interview's answer applies (case.patient_details).
+    age = models.FloatField(null=True, blank=True)
+    sex = models.CharField(max_length=16, choices=SEX_CHOICES, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -270,6 +278,28 @@ class ClinicianNote(models.Model):
 
     def __str__(self) -> str:
         return f"Note on {self.consultation_id}"
+
+
+class ClinicianUrgency(models.Model):
+    """The urgency a clinician set for a consultation, with the reason the patient reads; it stands beside the
+    interview's `Consultation.urgency`, which is never overwritten. Every change is an AuditEvent (action
+    "urgency_override")."""
+
+    consultation = models.OneToOneField(Consultation, on_delete=models.CASCADE, related_name="clinician_urgency")
+    urgency = models.CharField(max_length=32, choices=Urgency.choices)
+    reason = models.TextField()
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    set_by_name = models.CharField(max_length=150, blank=True, default="")
+    set_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "clinician urgency"
+        verbose_name_plural = "clinician urgencies"
+
+    def __str__(self) -> str:
+        return f"{self.urgency} for {self.consultation_id}"
 
 
 class AuditEvent(models.Model):

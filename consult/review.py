@@ -18,14 +18,17 @@ from django.utils import timezone
 
 from consult import extraction
 from consult.models import (
+    SEX_CHOICES,
     AuditEvent,
     ClinicianNote,
+    ClinicianUrgency,
     Consultation,
     ConsultationReview,
     Entity,
     EntityReview,
     Message,
 )
+from consult.vocabulary import URGENCY_LABELS, URGENCY_LEVELS
 from ner_engine.types import CORE_TYPES
 
 # What a clinician may annotate; also the `types` of exported documents, which tells training that every
@@ -540,6 +543,82 @@ def clinician_note_save(*, consultation: Consultation, actor, text: str) -> Clin
 
 
 NOTE_MAX_CHARS = 5000
+URGENCY_REASON_MAX_CHARS = 1000
+AGE_MAX_YEARS = 130
+SEXES: tuple[str, ...] = tuple(value for value, _ in SEX_CHOICES)
+
+
+def _patient_push(*, consultation: Consultation) -> None:
+    """Once committed, push the patient's page its new state (it shows the clinician's urgency and reason)."""
+    from consult import services  # services imports the extraction stack; only the push is needed here
+
+    transaction.on_commit(lambda: services.consultation_update_push(consultation_id=consultation.pk), robust=True)
+
+
+def clinician_urgency_save(*, consultation: Consultation, actor, urgency: str, reason: str) -> ClinicianUrgency:
+    """Set the consultation's urgency as a clinician decided it (one of URGENCY_LEVELS), with a required reason
+    that the patient's page shows; audited as "urgency_override" with the level and reason before and after
+    (before: the clinician's earlier ones, else the interview's level). The interview's own level
+    (`Consultation.urgency`) is kept as it was. Raises ReviewError."""
+    reason = (reason or "").replace("\r\n", "\n").strip()
+    if urgency not in URGENCY_LEVELS:
+        raise ReviewError(f"Unknown urgency {urgency!r}; choose one of {', '.join(URGENCY_LEVELS)}.")
+    if not reason:
+        raise ReviewError("Give a reason for the urgency; the patient reads it.")
+    if len(reason) > URGENCY_REASON_MAX_CHARS:
+        raise ReviewError(f"The reason is {len(reason)} characters long; at most {URGENCY_REASON_MAX_CHARS} "
+                          "are kept.")
+    with transaction.atomic():
+        Consultation.objects.select_for_update().filter(pk=consultation.pk).first()
+        current = ClinicianUrgency.objects.filter(consultation=consultation).first()
+        if current is not None and (current.urgency, current.reason) == (urgency, reason):
+            return current
+        before = ({"urgency": current.urgency, "reason": current.reason, "set_by": "clinician"} if current else
+                  {"urgency": consultation.urgency, "set_by": "interview"})
+        current = current or ClinicianUrgency(consultation=consultation)
+        current.urgency, current.reason = urgency, reason
+        current.set_by = actor if _actor_name(actor) else None
+        current.set_by_name = _actor_name(actor)
+        current.save()
+        _audit_record(consultation_id=consultation.pk, actor=actor, action="urgency_override", before=before,
+                      after={"urgency": urgency, "reason": reason, "set_by": "clinician"})
+        _patient_push(consultation=consultation)
+    return current
+
+
+def urgency_label(*, urgency: str | None) -> str | None:
+    return URGENCY_LABELS.get(urgency) if urgency else None
+
+
+def patient_details_save(*, consultation: Consultation, actor, age: float | str | None,
+                         sex: str | None) -> Consultation:
+    """Set the patient's age (years, 0-130; None or "" clears it) and sex ("female" | "male"; None or "" clears
+    it) as the clinician knows them; a cleared value falls back to the interview's answer. Audited as
+    "patient_details_edit" with the clinician's values before and after. Raises ReviewError."""
+    if age in (None, ""):
+        age = None
+    else:
+        try:
+            age = float(age)
+        except (TypeError, ValueError):
+            raise ReviewError("The age must be a number of years.") from None
+        if not 0 <= age <= AGE_MAX_YEARS:
+            raise ReviewError(f"The age must be between 0 and {AGE_MAX_YEARS} years.")
+        age = round(age, 2)
+    sex = sex or ""
+    if sex and sex not in SEXES:
+        raise ReviewError(f"Unknown sex {sex!r}; choose one of {', '.join(SEXES)}.")
+    with transaction.atomic():
+        locked = Consultation.objects.select_for_update().get(pk=consultation.pk)
+        before = {"age": locked.age, "sex": locked.sex}
+        after = {"age": age, "sex": sex}
+        if before != after:
+            locked.age, locked.sex = age, sex
+            locked.save(update_fields=["age", "sex", "updated_at"])
+            _audit_record(consultation_id=consultation.pk, actor=actor, action="patient_details_edit",
+                          before=before, after=after)
+    consultation.age, consultation.sex = age, sex
+    return consultation
 
 
 def consultation_review_mark(*, consultation: Consultation, actor, reviewed: bool) -> ConsultationReview | None:

@@ -10,7 +10,16 @@ from typing import Any
 from django.db.models import Count, Prefetch
 
 from consult.extraction import BUILTIN_TEMPLATE_VERSION
-from consult.models import Consultation, Entity, Message, PromptTemplate, RecordItem, TriageEvent, Urgency
+from consult.models import (
+    ClinicianUrgency,
+    Consultation,
+    Entity,
+    Message,
+    PromptTemplate,
+    RecordItem,
+    TriageEvent,
+    Urgency,
+)
 
 RECORD_SECTIONS: dict[str, str] = {
     RecordItem.Type.SYMPTOM: "symptoms",
@@ -109,6 +118,16 @@ def triage_event_serialize(*, event: TriageEvent) -> dict[str, Any]:
     }
 
 
+def clinician_review_serialize(*, consultation: Consultation) -> dict[str, Any] | None:
+    """What the patient reads of a clinician's review: the urgency a clinician set and their reason (the
+    clinician's name and internal note are not shown). None until a clinician sets an urgency."""
+    override = ClinicianUrgency.objects.filter(consultation=consultation).first()
+    if override is None:
+        return None
+    return {"urgency": override.urgency, "urgency_label": Urgency(override.urgency).label,
+            "reason": override.reason, "reviewed_at": _iso(override.set_at)}
+
+
 def consultation_state_get(*, consultation: Consultation) -> dict[str, Any]:
     """Everything the patient's page shows. JSON- and msgpack-safe (sent through the channel layer)."""
     consultation = (
@@ -155,6 +174,8 @@ def consultation_state_get(*, consultation: Consultation) -> dict[str, Any]:
         "messages": [message_serialize(message=message) for message in consultation.messages.all()],
         "next_question": next_question,
         "triage": [triage_event_serialize(event=event) for event in consultation.triage_events.all()],
+        # The urgency a clinician set after reviewing, with their reason; `urgency` stays the interview's.
+        "clinician_review": clinician_review_serialize(consultation=consultation),
     }
 
 

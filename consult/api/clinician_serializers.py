@@ -51,6 +51,22 @@ class ReviewActionSerializer(serializers.Serializer):
         return data
 
 
+class ClinicianUrgencySerializer(serializers.Serializer):
+    # Plain text, checked by review.clinician_urgency_save: an unknown level or an empty reason is answered
+    # 400 {"detail": ...} like the other review errors.
+    urgency = serializers.CharField(required=False, allow_blank=True, default="",
+                                    help_text="One of " + ", ".join(Urgency.values) + ".")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True,
+                                   help_text="Required; the patient's page shows it.")
+
+
+class PatientDetailsSerializer(serializers.Serializer):
+    # Checked by review.patient_details_save; null clears a value (the interview's answer applies again).
+    age = serializers.FloatField(required=False, allow_null=True, default=None, help_text="Years, 0-130.")
+    sex = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
+                                help_text="female | male; empty or null: the interview's answer.")
+
+
 class ReviewedSerializer(serializers.Serializer):
     reviewed = serializers.BooleanField()
 

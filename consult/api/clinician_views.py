@@ -28,8 +28,10 @@ from consult.api.clinician_permissions import (
 from consult.api.clinician_serializers import (
     CaseFilterSerializer,
     CaseListItemSerializer,
+    ClinicianUrgencySerializer,
     ExtractRequestSerializer,
     ExtractResponseSerializer,
+    PatientDetailsSerializer,
     PromptTemplateSerializer,
     PromptTemplateVersionSerializer,
     ReviewActionSerializer,
@@ -109,6 +111,37 @@ class ReviewActionApi(ClinicianApi):
         except review.ReviewError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(annotation.to_dict())
+
+
+class CaseUrgencyApi(ClinicianApi):
+    @extend_schema(request=ClinicianUrgencySerializer, responses=OpenApiTypes.OBJECT,
+                   description="Set the consultation's urgency as a clinician (audited); the patient's page shows it "
+                               "with the reason. 400 {\"detail\"} for an unknown level or an empty reason.")
+    def put(self, request: Request, consultation_id) -> Response:
+        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
+        serializer = ClinicianUrgencySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            urgency = review.clinician_urgency_save(consultation=consultation, actor=request.user,
+                                                    **serializer.validated_data)
+        except review.ReviewError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(case.clinician_urgency_serialize(urgency=urgency))
+
+
+class CasePatientApi(ClinicianApi):
+    @extend_schema(request=PatientDetailsSerializer, responses=OpenApiTypes.OBJECT,
+                   description="Set the patient's age and sex as a clinician (audited); null falls back to the "
+                               "interview's answer.")
+    def put(self, request: Request, consultation_id) -> Response:
+        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
+        serializer = PatientDetailsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            review.patient_details_save(consultation=consultation, actor=request.user, **serializer.validated_data)
+        except review.ReviewError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(case.patient_details(consultation=consultation).to_dict())
 
 
 class CaseReviewedApi(ClinicianApi):

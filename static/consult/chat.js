@@ -32,6 +32,10 @@
     closedNotice: document.getElementById("closed-notice"),
     advice: document.getElementById("advice"),
     urgency: document.getElementById("urgency"),
+    urgencySource: document.getElementById("urgency-source"),
+    clinicianReview: document.getElementById("clinician-review"),
+    clinicianReviewLevel: document.getElementById("clinician-review-level"),
+    clinicianReviewReason: document.getElementById("clinician-review-reason"),
     adviceLevel: document.getElementById("advice-level"),
     adviceText: document.getElementById("advice-text"),
     record: {
@@ -263,14 +267,23 @@
     renderRecordList(el.record.diseases, record.diseases);
     renderRecordList(el.record.drugs, record.drugs);
 
-    el.urgency.setAttribute("data-urgency", state.urgency || "");
-    el.urgency.textContent = state.urgency_label || "Not assessed yet";
+    // A clinician who reviewed the consultation owns its urgency: their level, with their reason, wins.
+    var review = state.clinician_review || null;
+    var urgency = review ? review.urgency : state.urgency;
+    var urgencyLabel = review ? review.urgency_label : state.urgency_label;
+    el.urgency.setAttribute("data-urgency", urgency || "");
+    el.urgency.textContent = urgencyLabel || "Not assessed yet";
+    el.urgencySource.hidden = !review;
+    el.clinicianReview.hidden = !review;
+    el.clinicianReview.setAttribute("data-urgency", review ? review.urgency : "");
+    el.clinicianReviewLevel.textContent = review ? review.urgency_label : "";
+    el.clinicianReviewReason.textContent = review ? review.reason : "";
 
-    var actNow = Boolean(ACT_NOW[state.urgency]);
+    var actNow = Boolean(ACT_NOW[urgency]);
     el.advice.hidden = !actNow;
-    el.advice.setAttribute("data-urgency", state.urgency || "");
-    el.adviceLevel.textContent = actNow ? state.urgency_label : "";
-    el.adviceText.textContent = actNow ? (state.advice || "") : "";
+    el.advice.setAttribute("data-urgency", urgency || "");
+    el.adviceLevel.textContent = actNow ? urgencyLabel : "";
+    el.adviceText.textContent = actNow ? (review ? review.reason : (state.advice || "")) : "";
 
     // A concluded consultation still takes messages: the patient can add what they forgot and is re-triaged.
     el.closedNotice.hidden = state.status !== "closed";
