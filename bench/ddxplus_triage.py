@@ -1,6 +1,7 @@
 """DDXPlus triage benchmark: every synthetic test patient becomes a chat with the interview.
 
     .venv/bin/python bench/ddxplus_triage.py [--split dev|test|all] [--limit N] [--output bench/results/ddxplus_triage.json]
+        [--settings JSON]  (TriageSettings fields changed for an ablation)
 
 Each patient of DDXPlus's `release_test_patients_sample2611.csv` (CC-BY 4.0; split into dev and test halves by
 `consult.triage.differential.patients_split`, the rule the differential's estimates also use: they come from the
@@ -18,6 +19,7 @@ top-1 and top-5.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -83,6 +85,8 @@ class SimulatedPatient:
             return self.statement(self.patient.initial_evidence, self.patient.row + 1 + repeat)
         if kind == "finding":
             return "yes" if self._has(self.engine.knowledge.findings[key].ddxplus) else "no"
+        if kind == "screen":
+            return "yes" if any(self._has(self.engine.knowledge.findings[f].ddxplus) for f in key.split("+")) else "no"
         if kind == "ddx":
             return "yes" if key in self.binary else "no"
         if kind == "site":
@@ -128,7 +132,7 @@ def run_patient(patient, phrases, engine, extract) -> dict:
         "row": patient.row, "pathology": patient.pathology, "expected": expected, "urgency": got,
         "concluded": bool(decision and decision.concluded), "questions": len(asked),
         "top1": ranked[:1] == [patient.pathology], "top5": patient.pathology in ranked[:5],
-        "red_flags": list(decision.red_flags) if decision else [],
+        "red_flags": list(decision.red_flags) if decision else [], "asked": asked,
     }
 
 
@@ -163,11 +167,16 @@ def main() -> int:
     parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
     parser.add_argument("--limit", type=int, default=0, help="first N patients of the split (0: all)")
     parser.add_argument("--output", type=Path, help="write the summary and per-patient results here (JSON)")
+    parser.add_argument("--settings", type=json.loads, default={},
+                        help='TriageSettings fields to change, as JSON (ablations), e.g. \'{"evidence_weight": 1.0}\'')
     args = parser.parse_args()
 
     directory = settings.DDXPLUS_DIR
     phrases = json.loads(PHRASES.read_text(encoding="utf-8"))["evidences"]
     engine = services.triage_engine_get()
+    if args.settings:
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in args.settings.items()}
+        engine.settings = dataclasses.replace(engine.settings, **changes)
     if engine.differential is None:
         print(f"DDXPlus not found at {directory}", file=sys.stderr)
         return 2

@@ -221,7 +221,8 @@ def consultation_retriage(*, consultation: Consultation,
         turns.append(Turn(text=message.text, entities=entities, answered=answered.get(str(message.id))))
     # The questions asked after the earlier messages; the last message's own question is decided now.
     asked = tuple(asked_after[str(m.id)] for m, _ in patient[:-1] if asked_after.get(str(m.id)))
-    decision = triage_engine_get().decide(TriageInput(turns=tuple(turns), asked=asked, previous_urgency=None))
+    decision = triage_engine_get().decide(TriageInput(turns=tuple(turns), asked=asked, previous_urgency=None,
+                                                      age=consultation.age, sex=consultation.sex or None))
     red_flag_ids = set(decision.red_flags)
     return Retriage(
         urgency=decision.urgency,

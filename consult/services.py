@@ -253,7 +253,8 @@ def _triage_input_build(*, consultation: Consultation, message: Message, answere
     # The questions asked after the earlier messages, in order; this message's own question is decided now.
     asked_after = (consultation.triage_state or {}).get("asked") or {}
     asked = tuple(asked_after[str(m.id)] for m in messages if m.id != message.id and asked_after.get(str(m.id)))
-    return TriageInput(turns=tuple(turns), asked=asked, previous_urgency=consultation.urgency)
+    return TriageInput(turns=tuple(turns), asked=asked, previous_urgency=consultation.urgency,
+                       age=consultation.age, sex=consultation.sex or None)
 
 
 def _reply_text_build(*, decision) -> str:

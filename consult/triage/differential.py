@@ -147,13 +147,18 @@ class DifferentialModel:
 
     # ------------------------------------------------------------------- inference
 
-    def posterior(self, observed: Mapping[str, bool], *, age: float | None = None, sex: str | None = None) -> np.ndarray:
-        """P(pathology | observed evidences, age, sex) [D]; evidences not in the model are ignored."""
+    def posterior(self, observed: Mapping[str, bool], *, age: float | None = None, sex: str | None = None,
+                  evidence_weight: float = 1.0) -> np.ndarray:
+        """P(pathology | observed evidences, age, sex) [D]; evidences not in the model are ignored.
+
+        `evidence_weight` (0-1] scales each evidence's log-likelihood: naive Bayes counts correlated answers
+        ("no" to several related questions) as independent and grows overconfident; a weight below 1 tempers
+        that (a tempered or "weighted" naive Bayes)."""
         log_post = np.log(self.prior)  # [D]
         for name, value in observed.items():
             if (e := self.evidence_index.get(name)) is not None:
                 p = self.likelihood[:, e]  # [D]
-                log_post = log_post + np.log(p if value else 1.0 - p)
+                log_post = log_post + evidence_weight * np.log(p if value else 1.0 - p)
         if age is not None:
             log_post = log_post + np.log(self.age_likelihood[:, _age_band(age)])
         if sex in ("female", "male"):
@@ -171,18 +176,17 @@ class DifferentialModel:
         pathology, and that gain; None when every evidence is excluded."""
         likelihood = self.likelihood  # [D, E]
         p_yes = posterior @ likelihood  # [E]
-        joint_yes = posterior[:, None] * likelihood  # [D, E]
-        joint_no = posterior[:, None] * (1.0 - likelihood)  # [D, E]
-        post_yes = joint_yes / np.maximum(p_yes, 1e-12)  # [D, E]
-        post_no = joint_no / np.maximum(1.0 - p_yes, 1e-12)  # [D, E]
-        h_yes = -(post_yes * np.log2(np.maximum(post_yes, 1e-12))).sum(axis=0)  # [E]
-        h_no = -(post_no * np.log2(np.maximum(post_no, 1e-12))).sum(axis=0)  # [E]
-        h_now = -float((posterior * np.log2(np.maximum(posterior, 1e-12))).sum())
-        gain = h_now - (p_yes * h_yes + (1.0 - p_yes) * h_no)  # [E]
+        post_yes = posterior[:, None] * likelihood / np.maximum(p_yes, 1e-12)  # [D, E]
+        post_no = posterior[:, None] * (1.0 - likelihood) / np.maximum(1.0 - p_yes, 1e-12)  # [D, E]
+        gain = _entropy(posterior[:, None]) - (p_yes * _entropy(post_yes) + (1.0 - p_yes) * _entropy(post_no))  # [E]
         for e in np.argsort(-gain):
             if self.evidences[e].name not in exclude:
                 return self.evidences[e], float(gain[e])
         return None
+
+    def severe_probability(self, posterior: np.ndarray, *, severity: int) -> float:
+        """P(the pathology's DDXPlus severity <= `severity`) under `posterior` [D]."""
+        return float(posterior[self.severity <= severity].sum())
 
     def severity_urgency(self, posterior: np.ndarray, thresholds: Sequence[float]) -> str:
         """The most urgent level k (severity 1 -> call an ambulance ... 5 -> self-care) whose cumulative
@@ -191,3 +195,8 @@ class DifferentialModel:
             if float(posterior[self.severity <= k].sum()) >= threshold:
                 return URGENCY_LEVELS[k - 1]
         return URGENCY_LEVELS[4]
+
+
+def _entropy(distributions: np.ndarray) -> np.ndarray:
+    """Shannon entropy in bits of each column of `distributions` [K, N] -> [N]."""
+    return -(distributions * np.log2(np.maximum(distributions, 1e-12))).sum(axis=0)

@@ -59,14 +59,25 @@ class TriageSettings:
     """Interview limits and the differential's urgency thresholds, chosen on the DDXPlus dev half
     (bench/ddxplus_triage.py)."""
 
-    differential_questions: int = 10  # most DDXPlus questions per interview
-    # The chief complaint's questions asked when the disposition is already "see a doctor" or more urgent; when it
-    # would be self-care, every one of them is asked first.
-    complaint_questions: int = 8
-    differential_stop_probability: float = 0.9  # stop asking once the top pathology reaches this
-    differential_min_gain: float = 0.02  # bits; below this a question is not worth asking
-    severity_thresholds: tuple[float, float, float, float] = (0.2, 0.25, 0.4, 0.5)  # P(severity <= k), k = 1..4
+    # Red-flag questions: asked in screening lists of this many findings ("Do you have any of these: ...?"; 1: one
+    # by one); skipped when no red flag they belong to can raise the level already reached.
+    screening_size: int = 4
+    skip_settled_red_flags: bool = True
+    # The chief complaint's red-flag questions (None: all of them; a cap applies only while the disposition would
+    # not be self-care) and each further complaint's.
+    complaint_questions: int | None = None
     secondary_complaint_questions: int = 3
+    # DDXPlus questions: at least `differential_min_questions` before the stop probability may end them, at most
+    # `differential_questions`; a question must gain at least `differential_min_gain` bits.
+    differential_min_questions: int = 5
+    differential_questions: int = 18
+    differential_stop_probability: float = 0.95  # stop once the top pathology reaches this
+    differential_min_gain: float = 0.02
+    # While P(severity <= 2) lies in [safety_band, severity_thresholds[1]) the questions go on (up to
+    # differential_questions) whatever the stop probability and gain say: a severe pathology not yet ruled out.
+    safety_band: float = 0.02
+    evidence_weight: float = 0.7  # tempers the differential's naive Bayes (DifferentialModel.posterior)
+    severity_thresholds: tuple[float, float, float, float] = (0.2, 0.25, 0.45, 0.5)  # P(severity <= k), k = 1..4
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,15 @@ class TriageInput:
     turns: tuple[Turn, ...]  # oldest first
     asked: tuple[str, ...] = ()  # question ids asked so far, in order (repeats included)
     previous_urgency: str | None = None
+    # Age (years) and sex ("female" | "male") as a clinician recorded them; they take precedence over the
+    # conversation's answers.
+    age: float | None = None
+    sex: str | None = None
 
 
 @dataclass(frozen=True)
 class Question:
-    id: str  # "complaint" | "finding:<id>" | "ddx:<E_xx>" | "general:<id>" | "site:pain"
+    id: str  # "complaint" | "finding:<id>" | "screen:<id>+<id>..." | "ddx:<E_xx>" | "general:<id>" | "site:pain"
     text: str
 
 
@@ -165,6 +180,12 @@ class TriageEngine:
         self.finding_for_evidence = knowledge.finding_for_ddxplus()
         self._fallback = next((c for c in knowledge.complaints if c.id == "other"), None)
         self._findings_memo: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
+        # The most urgent level each finding can lead to through a red flag: a red-flag question whose answer
+        # cannot raise the disposition any more is not worth the patient's time.
+        self.finding_stake: dict[str, str | None] = {}
+        for rule in knowledge.red_flags:
+            for finding_id in rule.when.finding_ids:
+                self.finding_stake[finding_id] = urgency_max(self.finding_stake.get(finding_id), rule.urgency)
 
     @property
     def rules(self) -> list[RedFlag]:
@@ -199,6 +220,10 @@ class TriageEngine:
             for entity in entities:
                 if entity.get("type") in ("SYMPTOM", "DISEASE") and ev.entity_assertion(entity) in (None, "present", "possible"):
                     interview.mentioned_symptoms.append(entity["text"])
+        if inp.age is not None:
+            conversation.age = inp.age
+        if inp.sex in ("female", "male"):
+            conversation.sex = inp.sex
         conversation.medications = list(dict.fromkeys(ev.medications_read(
             [e for turn in inp.turns for e in turn.entities]))) or conversation.medications
         conversation.conditions = list(dict.fromkeys(conversation.conditions + ev.conditions_read(
@@ -228,9 +253,18 @@ class TriageEngine:
 
     def _answer(self, interview: _Interview, answered: str, text: str, index: int, stated: set[str]) -> None:
         kind, _, key = answered.partition(":")
-        if kind not in ("finding", "ddx"):
+        if kind not in ("finding", "ddx", "screen"):
             return
         answer = ev.answer_read(text)
+        if kind == "screen":
+            # "No" rules out each finding of the list the message does not state itself; any other answer leaves
+            # them open, to be asked one by one.
+            if answer == "no":
+                for finding_id in key.split("+"):
+                    if finding_id in self.knowledge.findings and finding_id not in stated:
+                        ev.finding_update(interview.conversation, finding_id,
+                                          ev.FindingState("absent", "answer", text.strip()[:80], index))
+            return
         if kind == "finding":
             if key in stated or answer is None:
                 return  # the message states the finding itself, with its own assertion
@@ -344,9 +378,11 @@ class TriageEngine:
 
     # ------------------------------------------------------------------- questions
 
-    def _next_question(self, inp: TriageInput, interview: _Interview, posterior, provisional: str | None) -> Question | None:
+    def _next_question(self, inp: TriageInput, interview: _Interview, posterior, provisional: str | None,
+                       floor: str | None) -> Question | None:
         asked = list(inp.asked)
         conversation = interview.conversation
+        screened = {f for q in asked if q.startswith("screen:") for f in q.removeprefix("screen:").split("+")}
         for rank, complaint in enumerate(interview.complaints):
             if rank == 0:
                 # Past the cap only while the disposition would be self-care: never self-care with red-flag
@@ -354,9 +390,11 @@ class TriageEngine:
                 limit = None if provisional == "self_care" else self.settings.complaint_questions
             else:
                 limit = self.settings.secondary_complaint_questions
-            for finding_id in complaint.questions[:limit]:
-                if not conversation.known(finding_id) and f"finding:{finding_id}" not in asked:
-                    return Question(f"finding:{finding_id}", self.knowledge.findings[finding_id].question)
+            pending = [f for f in complaint.questions[:limit]
+                       if not conversation.known(f) and f"finding:{f}" not in asked and self._can_raise(f, floor)]
+            question = self._red_flag_question(pending, screened)
+            if question is not None:
+                return question
             if complaint is self._fallback and conversation.present("pain") and not interview.pain_site_known and (
                     "site:pain" not in asked):
                 return Question("site:pain", PAIN_SITE_QUESTION)
@@ -375,6 +413,30 @@ class TriageEngine:
                     2 if general in ("demographics", "history") else 1):
                 return Question(f"general:{general}", self.knowledge.general_questions[general])
         return None
+
+    def _red_flag_question(self, pending: Sequence[str], screened: set[str]) -> Question | None:
+        """The next red-flag question over `pending` finding ids (in the protocol's order): a finding a screening
+        question could not rule out (answered yes, "not sure" or otherwise) is asked on its own; the others are
+        asked together, up to `screening_size` at a time ("Do you have any of these: ...?"), as NHS 111 online
+        does: one "no" rules out the whole list, a "yes" leads to each of them."""
+        if not pending:
+            return None
+        findings = self.knowledge.findings
+        follow_up = next((f for f in pending if f in screened), None)
+        fresh = [f for f in pending if f not in screened][: self.settings.screening_size]
+        if follow_up is not None or len(fresh) < 2:
+            finding_id = follow_up or fresh[0]
+            return Question(f"finding:{finding_id}", findings[finding_id].question)
+        labels = [findings[f].label for f in fresh]
+        text = f"Do you have any of these: {'; '.join(labels[:-1])}; or {labels[-1]}? (yes / no)"
+        return Question(f"screen:{'+'.join(fresh)}", text)
+
+    def _can_raise(self, finding_id: str, floor: str | None) -> bool:
+        """Whether a red flag built on `finding_id` could make the disposition more urgent than `floor`
+        (findings in no red flag are asked for the differential)."""
+        if not self.settings.skip_settled_red_flags or finding_id not in self.finding_stake or floor is None:
+            return True
+        return urgency_rank(self.finding_stake[finding_id]) < urgency_rank(floor)
 
     def _general_needed(self, general: str, interview: _Interview) -> bool:
         conversation = interview.conversation
@@ -398,12 +460,16 @@ class TriageEngine:
         asked_ddx = [q for q in inp.asked if q.startswith("ddx:")]
         if len(asked_ddx) >= self.settings.differential_questions:
             return None
-        if float(posterior.max()) >= self.settings.differential_stop_probability:
+        unsettled_severe = self.settings.safety_band <= model.severe_probability(
+            posterior, severity=2) < self.settings.severity_thresholds[1]
+        settled = float(posterior.max()) >= self.settings.differential_stop_probability and (
+            len(asked_ddx) >= self.settings.differential_min_questions)
+        if settled and not unsettled_severe:
             return None
         exclude = {q.removeprefix("ddx:") for q in asked_ddx} | set(self._ddx_observed(interview))
         exclude |= {e for f in interview.conversation.findings for e in self.knowledge.findings[f].ddxplus}
         found = model.next_question(posterior, exclude=exclude)
-        if found is None or found[1] < self.settings.differential_min_gain:
+        if found is None or (found[1] < self.settings.differential_min_gain and not unsettled_severe):
             return None
         evidence, _ = found
         finding_id = self.finding_for_evidence.get(evidence.name)
@@ -439,14 +505,17 @@ class TriageEngine:
         differential: tuple[Ranked, ...] = ()
         in_scope = self._differential_in_scope(interview)
         if self.differential is not None and in_scope:
-            posterior = self.differential.posterior(self._ddx_observed(interview), age=conversation.age, sex=conversation.sex)
+            posterior = self.differential.posterior(self._ddx_observed(interview), age=conversation.age,
+                                                    sex=conversation.sex, evidence_weight=self.settings.evidence_weight)
             differential = tuple(self.differential.ranked(posterior))
 
-        provisional = urgency_max(act_now, inp.previous_urgency, *(c.baseline_urgency for c in interview.complaints),
-                                  self._differential_level(posterior))
+        # What no later answer can lower (fired red flags, the complaints' usual level, an earlier turn's level),
+        # and the level the conclusion would give now (the differential's part may still fall).
+        floor = urgency_max(act_now, inp.previous_urgency, *(c.baseline_urgency for c in interview.complaints))
+        provisional = urgency_max(floor, self._differential_level(posterior))
         question = None
         if act_now not in URGENCY_ACT_NOW:
-            question = self._next_question(inp, interview, posterior, provisional)
+            question = self._next_question(inp, interview, posterior, provisional, floor)
 
         if question is not None:
             urgency = urgency_max(act_now, inp.previous_urgency)

@@ -261,3 +261,21 @@ def test_age_and_sex_default_to_the_interviews_and_the_clinicians_edit_is_audite
         ({"age": None, "sex": ""}, {"age": 43.0, "sex": "female"}),
         ({"age": 43.0, "sex": "female"}, {"age": None, "sex": ""})]
     assert json.loads(json.dumps([e.after for e in events]))  # JSON-safe audit values
+
+
+def test_retriage_uses_the_age_a_clinician_recorded(clinician):
+    """A fever in a baby under 3 months is an emergency (the knowledge base's red flag needs the age): the
+    conversation never said how old the baby is; the clinician's recorded age reaches the re-run."""
+    consultation, _ = services.consultation_create()
+    message = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT,
+                                     text="My baby has a temperature of 38.2", status=Message.Status.PROCESSED,
+                                     model_version="test-model-1")
+    entity_create(message, "temperature of 38.2", "SYMPTOM", assertion="present")
+    services.consultation_triage(consultation=consultation, message=message)
+    consultation.refresh_from_db()
+    before = case_module.consultation_retriage(consultation=consultation)
+    assert before.urgency not in ("emergency", "emergency_ambulance")
+
+    review.patient_details_save(consultation=consultation, actor=clinician, age=0.1, sex="female")
+    after = case_module.consultation_retriage(consultation=consultation)
+    assert after.urgency in ("emergency", "emergency_ambulance"), after.reasons

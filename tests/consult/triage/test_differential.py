@@ -57,3 +57,20 @@ def test_a_dev_patient_is_recognised_from_its_full_evidence(model):
         posterior = model.posterior(observed, age=patient.age, sex=patient.sex)
         hits += model.ranked(posterior, top=1)[0].pathology == patient.pathology
     assert hits / len(dev) > 0.7
+
+
+def test_a_weight_below_one_tempers_the_posterior(model):
+    observed = {"E_201": True, "E_91": True, "E_77": True, "E_66": False, "E_53": False}
+    plain = model.posterior(observed)
+    tempered = model.posterior(observed, evidence_weight=0.7)
+    assert np.isclose(tempered.sum(), 1.0)
+    assert tempered.max() < plain.max()  # less confident after the same answers
+    # With no evidence the weight changes nothing.
+    assert np.allclose(model.posterior({}, evidence_weight=0.7), model.posterior({}))
+
+
+def test_severe_probability_sums_the_pathologies_at_or_below_a_severity(model):
+    posterior = model.posterior({"E_66": True})
+    assert np.isclose(model.severe_probability(posterior, severity=5), 1.0)
+    assert 0.0 <= model.severe_probability(posterior, severity=1) <= model.severe_probability(posterior, severity=2)
+    assert np.isclose(model.severe_probability(posterior, severity=2), posterior[model.severity <= 2].sum())

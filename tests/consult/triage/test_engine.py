@@ -1,0 +1,109 @@
+"""The interview engine on its own (no NER model, no DDXPlus): red-flag questions asked as screening lists,
+questions that cannot change the disposition skipped, a clinician's recorded age and sex."""
+from __future__ import annotations
+
+import pytest
+
+from consult.triage import TriageEngine, TriageInput, TriageSettings, Turn, knowledge_load
+from consult.vocabulary import urgency_rank
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return TriageEngine(knowledge_load(), settings=TriageSettings())
+
+
+def converse(engine, opening: str, answers) -> tuple:
+    """Runs the interview: `answers(question)` gives the patient's reply; returns (decision, asked ids)."""
+    turns, asked = [Turn(opening)], []
+    decision = engine.decide(TriageInput(turns=tuple(turns)))
+    for _ in range(40):
+        if decision.concluded or decision.question is None:
+            break
+        asked.append(decision.question.id)
+        turns.append(Turn(answers(decision.question), answered=decision.question.id))
+        decision = engine.decide(TriageInput(turns=tuple(turns), asked=tuple(asked)))
+    return decision, asked
+
+
+def findings(decision) -> dict[str, str]:
+    return {f["id"]: f["assertion"] for f in decision.record["findings"]}
+
+
+def test_a_screening_list_names_several_red_flags_and_one_no_rules_them_all_out(engine):
+    decision = engine.decide(TriageInput(turns=(Turn("I have a headache"),)))
+    question = decision.question
+    listed = question.id.removeprefix("screen:").split("+")
+    assert question.id.startswith("screen:") and 2 <= len(listed) <= 4
+    assert "stiff neck" in question.text and question.text.startswith("Do you have any of these")
+    after = engine.decide(TriageInput(turns=(Turn("I have a headache"), Turn("no", answered=question.id)),
+                                      asked=(question.id,)))
+    assert all(findings(after)[f] == "absent" for f in listed)
+    assert not set(after.question.id.removeprefix("screen:").removeprefix("finding:").split("+")) & set(listed)
+
+
+@pytest.mark.parametrize("reply", ["yes", "not sure", "hmm, one of them maybe"])
+def test_anything_but_no_to_a_screening_list_asks_each_of_its_findings(engine, reply):
+    first = engine.decide(TriageInput(turns=(Turn("I have a headache"),))).question
+    listed = first.id.removeprefix("screen:").split("+")
+    turns, asked = [Turn("I have a headache"), Turn(reply, answered=first.id)], [first.id]
+    for finding_id in listed:
+        decision = engine.decide(TriageInput(turns=tuple(turns), asked=tuple(asked)))
+        assert decision.question.id == f"finding:{finding_id}"
+        asked.append(decision.question.id)
+        turns.append(Turn("no", answered=decision.question.id))
+
+
+def test_a_yes_to_one_follow_up_fires_its_red_flag(engine):
+    def answers(question):
+        return "yes" if question.id == "finding:stiff_neck" or (
+            question.id.startswith("screen:") and "stiff_neck" in question.id) else "no"
+
+    decision, asked = converse(engine, "I've had a bad headache and I keep throwing up", answers)
+    assert urgency_rank(decision.urgency) <= urgency_rank("emergency")
+    assert "finding:stiff_neck" in asked
+
+
+def test_a_no_that_states_a_finding_keeps_the_finding(engine):
+    first = engine.decide(TriageInput(turns=(Turn("I have a headache"),))).question
+    assert "stiff_neck" in first.id
+    decision = engine.decide(TriageInput(
+        turns=(Turn("I have a headache"), Turn("No, but my neck feels really stiff", answered=first.id)),
+        asked=(first.id,)))
+    stated = findings(decision)
+    assert stated["stiff_neck"] == "present"
+    assert all(stated[f] == "absent" for f in first.id.removeprefix("screen:").split("+") if f != "stiff_neck")
+
+
+def test_screening_lists_ask_fewer_questions_and_reach_the_same_level():
+    knowledge = knowledge_load()
+    one_by_one = TriageEngine(knowledge, settings=TriageSettings(screening_size=1))
+    screened = TriageEngine(knowledge, settings=TriageSettings(screening_size=4))
+    for opening in ("I have a headache", "my chest hurts when I breathe", "I've got a rash on my arm",
+                    "my lower back is really painful"):
+        plain, plain_asked = converse(one_by_one, opening, lambda q: "no")
+        listed, listed_asked = converse(screened, opening, lambda q: "no")
+        assert listed.urgency == plain.urgency, opening
+        assert len(listed_asked) < len(plain_asked), opening
+
+
+def test_a_red_flag_question_that_cannot_raise_the_level_is_skipped():
+    knowledge = knowledge_load()
+    engine = TriageEngine(knowledge, settings=TriageSettings(skip_settled_red_flags=True))
+    # An act-now level reached earlier in the conversation: no red flag of a lower level can change it.
+    decision = engine.decide(TriageInput(turns=(Turn("I have a headache"),), previous_urgency="emergency"))
+    question = decision.question
+    if question is not None and question.id.startswith("finding:"):
+        finding_id = question.id.removeprefix("finding:")
+        assert engine.finding_stake.get(finding_id) in (None, "emergency_ambulance")
+    asked_by_default = TriageEngine(knowledge, settings=TriageSettings(skip_settled_red_flags=False)).decide(
+        TriageInput(turns=(Turn("I have a headache"),), previous_urgency="emergency")).question
+    assert asked_by_default is not None
+
+
+def test_the_age_a_clinician_recorded_takes_precedence(engine):
+    turns = (Turn("My baby has a temperature of 38.2"),)
+    assert engine.decide(TriageInput(turns=turns)).record["age"] is None
+    decision = engine.decide(TriageInput(turns=turns, age=0.1, sex="male"))
+    assert decision.record["age"] == 0.1 and decision.record["sex"] == "male"
+    assert decision.urgency is not None and urgency_rank(decision.urgency) <= urgency_rank("emergency")
