@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from consult import extraction, model_registry, prompt_templates, selectors
+from consult.extraction import TemplateError
 from consult.models import (
     AuditEvent,
     ClinicianNote,
@@ -25,7 +26,6 @@ from consult.models import (
     TriageEvent,
     TriageRuleEntry,
 )
-from ner_engine.triplets import TemplateError
 
 
 # Clinical data, the model's output, reviews and the audit trail are read-only here: every change to them goes
@@ -199,7 +199,8 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         return format_html('{}<div class="help">{}</div>', template.soft_prompt_length, SOFT_PROMPT_EXPLANATION)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        # Deleting would drop the version history with it; deactivate a template instead.
+        # Deactivate a template here; DELETE /api/templates/<id>/ deletes through
+        # prompt_templates.prompt_template_delete, which keeps the version history.
         return False
 
     def get_readonly_fields(self, request, obj=None):

@@ -1,4 +1,8 @@
-"""The single place the app talks to ner_engine.
+"""The single place the app talks to ner_engine: no other module of `consult` imports it.
+
+What the rest of the app needs from the library is re-exported here (`TemplateError`, `CORE_TYPES`,
+template validation, `model_card_read`, `model_dir_resolve`, `ner_engine_dir`); tests/test_structure.py
+checks that nothing else in `consult` imports ner_engine. This module imports nothing from `consult`.
 
 One Extractor per process, loaded lazily on first use (never at import: web processes and tests that
 never extract must not pay for torch), guarded by a lock so that concurrent threads load it once.
@@ -13,6 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+# Re-exported for the app (pure Python, no torch: importing these never loads the model).
+from ner_engine.model_card import model_card_read
+from ner_engine.triplets import MAX_TEMPLATE_TOKENS, QueryTemplate, TemplateError, template_validate
+from ner_engine.types import CORE_TYPES
+
+__all__ = [
+    "BUILTIN_TEMPLATE_VERSION", "CORE_TYPES", "MAX_TEMPLATE_TOKENS", "ExtractionResult", "ModelUnavailable",
+    "QueryTemplate", "TemplateError", "assertions_detect", "default_templates", "entities_extract",
+    "extractor_get", "language_detect", "mention_context", "model_card_read", "model_dir_resolve",
+    "model_unavailable_reason", "ner_engine_dir", "preview_extract", "template_tokenizer", "template_validate",
+    "templates_apply", "term_codes", "texts_extract",
+]
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -32,10 +49,18 @@ class ModelUnavailable(RuntimeError):
     pass
 
 
-def _ner_engine_dir() -> Path:
+def ner_engine_dir() -> Path:
+    """The installed ner_engine package's folder (its templates.json and models/ live there)."""
     import ner_engine
 
     return Path(ner_engine.__file__).resolve().parent
+
+
+def model_dir_resolve(model: str | Path) -> Path:
+    """ner_engine.extractor.model_dir_resolve, imported on call: ner_engine.extractor imports torch."""
+    from ner_engine.extractor import model_dir_resolve as resolve
+
+    return resolve(model)
 
 
 def model_unavailable_reason() -> str | None:
@@ -123,7 +148,7 @@ def entities_extract(*, text: str) -> ExtractionResult:
 
 def default_templates() -> dict[str, dict[str, Any]]:
     """The model's built-in templates, used to seed the admin's PromptTemplate table."""
-    path = _ner_engine_dir() / "templates.json"
+    path = ner_engine_dir() / "templates.json"
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -186,7 +211,7 @@ def mention_context(*, text: str, start: int, end: int, type: str,
     (vocabularies load lazily, once per process; no model weights are needed).
     """
     from ner_engine.context import pipeline_default
-    from ner_engine.types import CORE_TYPES, Entity
+    from ner_engine.types import Entity
 
     if type not in CORE_TYPES:
         return {}
@@ -204,7 +229,6 @@ def term_codes(*, term: str, type: str) -> list[dict[str, Any]]:
     from the same vocabularies and thresholds as the extractor's: [{"system", "code", "name", "score"}],
     best first; [] when nothing matches."""
     from ner_engine.context import pipeline_default
-    from ner_engine.types import CORE_TYPES
 
     if type not in CORE_TYPES or not term.strip():
         return []

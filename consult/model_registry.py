@@ -6,18 +6,14 @@ from typing import Any
 
 from django.conf import settings
 
-from ner_engine.model_card import model_card_read
+from consult.extraction import model_card_read, model_dir_resolve, ner_engine_dir
 
 
 def _models_root() -> Path:
-    import ner_engine
-
-    return Path(ner_engine.__file__).resolve().parent / "models"
+    return ner_engine_dir() / "models"
 
 
 def _active_dir() -> Path:
-    from ner_engine.extractor import model_dir_resolve
-
     return Path(model_dir_resolve(settings.NER_MODEL)).resolve()
 
 

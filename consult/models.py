@@ -328,9 +328,16 @@ class AuditEvent(models.Model):
 
 
 class PromptTemplateVersion(models.Model):
-    """Every saved state of a prompt template, so that an admin can see who changed what and revert."""
+    """Every saved state of a prompt template, so that an admin can see who changed what and revert.
 
-    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
+    The history outlives its template: deleting a template (prompt_templates.prompt_template_delete) records
+    a last "deleted" version and leaves these rows with `template` empty and `entity_type` naming it.
+    """
+
+    template = models.ForeignKey(PromptTemplate, on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="versions")
+    # The template's key, kept so that the rows still say whose history they are once it is deleted.
+    entity_type = models.CharField(max_length=16, blank=True, default="")
     version = models.PositiveIntegerField()
     text = models.TextField()
     anchor_words = models.JSONField(default=list, blank=True)
@@ -350,7 +357,7 @@ class PromptTemplateVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.template.entity_type} v{self.version}"
+        return f"{self.entity_type} v{self.version}{'' if self.template_id else ' (template deleted)'}"
 
 
 # Admin-only pages without tables of their own: registering them puts "NER models" and "Triage rules" in

@@ -1,4 +1,4 @@
-"""Admin-edited prompt templates: validation, versioned saves and reverts.
+"""Admin-edited prompt templates: validation, versioned saves, reverts and deletes.
 
 Every save that changes something raises `PromptTemplate.version`. Workers compare the combined version
 of the active templates (`selectors.prompt_templates_active`) before each message and rebuild their
@@ -11,9 +11,9 @@ from typing import Any
 from django.db import transaction
 
 from consult import extraction
+from consult.extraction import MAX_TEMPLATE_TOKENS, QueryTemplate, TemplateError, template_validate
 from consult.models import PromptTemplate, PromptTemplateVersion
 from consult.review import REVIEW_TYPES
-from ner_engine.triplets import MAX_TEMPLATE_TOKENS, QueryTemplate, TemplateError, template_validate
 
 VERSIONED_FIELDS = ("text", "anchor_words", "soft_prompt_length", "is_active")
 
@@ -64,7 +64,7 @@ def _actor_name(actor) -> str:
 
 def _version_record(*, template: PromptTemplate, actor, note: str) -> PromptTemplateVersion:
     return PromptTemplateVersion.objects.create(
-        template=template, version=template.version, text=template.text, anchor_words=list(template.anchor_words),
+        template=template, entity_type=template.entity_type, version=template.version, text=template.text, anchor_words=list(template.anchor_words),
         soft_prompt_length=template.soft_prompt_length, is_active=template.is_active,
         changed_by=actor if _actor_name(actor) else None, changed_by_name=_actor_name(actor), note=note,
     )
@@ -117,6 +117,25 @@ def prompt_template_revert(*, template: PromptTemplate, version: int, actor) -> 
         text=earlier.text, anchor_words=list(earlier.anchor_words),
         soft_prompt_length=earlier.soft_prompt_length, is_active=earlier.is_active,
     )
+
+
+def prompt_template_delete(*, template: PromptTemplate, actor, note: str = "") -> None:
+    """Delete a template and keep its history: a last version records who deleted it and when (inactive: the
+    model's shipped template applies again), and every version row stays, with `template` empty and
+    `entity_type` naming it. A template for the same entity type may then be created anew (from version 1)."""
+    with transaction.atomic():
+        template = PromptTemplate.objects.select_for_update().get(pk=template.pk)
+        if not template.versions.exists():
+            _version_record(template=template, actor=None, note="state before the first recorded edit")
+        template.version += 1
+        template.is_active = False
+        _version_record(template=template, actor=actor, note=note or "deleted")
+        template.delete()  # PromptTemplateVersion.template is SET_NULL: the rows stay
+
+
+def prompt_template_history(*, entity_type: str) -> list[PromptTemplateVersion]:
+    """Every recorded version for an entity type, deleted templates' included, newest first."""
+    return list(PromptTemplateVersion.objects.filter(entity_type=entity_type).order_by("-changed_at", "-id"))
 
 
 def prompt_template_versions(*, template: PromptTemplate) -> list[PromptTemplateVersion]:

@@ -17,6 +17,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from consult import extraction
+from consult.extraction import CORE_TYPES
 from consult.models import (
     SEX_CHOICES,
     AuditEvent,
@@ -29,7 +30,6 @@ from consult.models import (
     Message,
 )
 from consult.vocabulary import URGENCY_LABELS, URGENCY_LEVELS
-from ner_engine.types import CORE_TYPES
 
 # What a clinician may annotate; also the `types` of exported documents, which tells training that every
 # mention of these types in the text was annotated (a missing one is a true negative).

@@ -317,6 +317,8 @@ REST_FRAMEWORK = {
         "extract": os.environ.get("EXTRACT_API_RATE", "120/hour"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # One error shape: {"detail": message} and, for validation errors, "errors": {field: [messages]}.
+    "EXCEPTION_HANDLER": "consult.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

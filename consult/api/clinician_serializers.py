@@ -5,8 +5,8 @@ from django.conf import settings
 from rest_framework import serializers
 
 from consult import prompt_templates, review
+from consult.extraction import TemplateError
 from consult.models import Consultation, PromptTemplate, PromptTemplateVersion, Urgency
-from ner_engine.triplets import TemplateError
 
 
 class CaseFilterSerializer(serializers.Serializer):

@@ -38,8 +38,8 @@ from consult.api.clinician_serializers import (
     ReviewedSerializer,
     RevertSerializer,
 )
+from consult.extraction import TemplateError
 from consult.models import Consultation, PromptTemplate
-from ner_engine.triplets import TemplateError
 
 # Token first, so that an anonymous request is answered 401 with a WWW-Authenticate challenge.
 AUTHENTICATION = [TokenAuthentication, PatientTokenAuthentication, SessionAuthentication]
@@ -182,7 +182,9 @@ class TemplateListApi(TemplateApiMixin, generics.ListCreateAPIView):
 
 
 class TemplateDetailApi(TemplateApiMixin, generics.RetrieveUpdateDestroyAPIView):
-    pass
+    def perform_destroy(self, instance: PromptTemplate) -> None:
+        # Through the service: the version history stays, with a last version saying who deleted it.
+        prompt_templates.prompt_template_delete(template=instance, actor=self.request.user)
 
 
 class TemplateVersionsApi(TemplateApiMixin, generics.ListAPIView):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,5 +47,6 @@ class MessageCreateApi(APIView):
         try:
             message = services.message_create(consultation=consultation, text=serializer.validated_data["text"])
         except services.MessageRejected as rejected:
-            return Response({"text": [rejected.message]}, status=status.HTTP_400_BAD_REQUEST)
+            # 400 {"detail": message, "errors": {"text": [message]}} (consult.api.exceptions)
+            raise ValidationError({"text": [rejected.message]}, code=rejected.code) from None
         return Response({"id": message.id, "status": message.status}, status=status.HTTP_202_ACCEPTED)

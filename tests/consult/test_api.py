@@ -126,7 +126,8 @@ def test_oversize_message_is_refused_not_truncated(api, consultation, patient_to
     settings.MESSAGE_MAX_CHARS = 50
     response = post_json(api, messages_url(consultation.id), '{"text": "%s"}' % ("a" * 51), patient_token)
     assert response.status_code == 400
-    assert "too long" in response.json()["text"][0]
+    body = response.json()
+    assert "too long" in body["errors"]["text"][0] and body["detail"] == body["errors"]["text"][0]
     assert not Message.objects.exists()
     exact = post_json(api, messages_url(consultation.id), '{"text": "%s"}' % ("a" * 50), patient_token)
     assert exact.status_code == 202

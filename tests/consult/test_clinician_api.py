@@ -201,7 +201,7 @@ def test_template_api_validates_and_versions(world):
     client = client_for(world, "admin")
     template = world["template"]
     bad = client.patch(f"/api/templates/{template.id}/", {"text": "Find {anchor} in {text}"}, format="json")
-    assert bad.status_code == 400 and "unknown placeholder" in bad.json()["text"][0]
+    assert bad.status_code == 400 and "unknown placeholder" in bad.json()["errors"]["text"][0]
     assert client.patch(f"/api/templates/{template.id}/", {"entity_type": "DRUG"}, format="json").status_code == 400
     assert client.patch(f"/api/templates/{template.id}/", {"anchor_words": []}, format="json").status_code == 400
     changed = client.patch(f"/api/templates/{template.id}/", {"text": "List each {anchor}."}, format="json")
@@ -213,7 +213,7 @@ def test_template_api_validates_and_versions(world):
     assert client.post(f"/api/templates/{template.id}/revert/", {"version": 42}, format="json").status_code == 400
     duplicate = client.post("/api/templates/", {"entity_type": "SYMPTOM", "text": "x {anchor}",
                                                 "anchor_words": ["s"]}, format="json")
-    assert duplicate.status_code == 400 and "already exists" in duplicate.json()["entity_type"][0]
+    assert duplicate.status_code == 400 and "already exists" in duplicate.json()["errors"]["entity_type"][0]
 
 
 def test_extract_limits_and_response(world, fake_extraction, settings):

@@ -197,3 +197,38 @@ def test_model_registry_reads_model_cards(tmp_path, settings):
     settings.NER_MODEL = str(directory)
     [active] = [m for m in model_registry.ner_models_installed() if m["active"]]
     assert (active["version"], active["scores"][0]["f1"]) == ("mine-1", 0.5)
+
+
+def test_delete_keeps_the_version_history_and_records_who_deleted(settings):
+    from rest_framework.test import APIClient
+
+    admin = user_create(username="root", role="admin")
+    template = save(actor=admin)
+    save(template=template, actor=admin, text="List each {anchor}.")
+    template_id = template.pk
+    client = APIClient()
+    client.force_login(admin)
+    assert client.delete(f"/api/templates/{template_id}/").status_code == 204
+    assert not PromptTemplate.objects.filter(pk=template_id).exists()
+    history = prompt_templates.prompt_template_history(entity_type="SYMPTOM")
+    assert [(v.version, v.note, v.is_active, v.changed_by_name, v.template_id) for v in history] == [
+        (3, "deleted", False, "root", None),
+        (2, "changed text", True, "root", None),
+        (1, "created", True, "root", None),
+    ]
+    assert history[0].text == "List each {anchor}." and str(history[0]) == "SYMPTOM v3 (template deleted)"
+    # The workers' combined version no longer includes it: the model's shipped template applies again.
+    assert "SYMPTOM" not in selectors.prompt_templates_active()[0]
+    # The entity type is free for a new template, whose history starts again; the old rows stay.
+    fresh = save(actor=admin)
+    assert fresh.version == 1 and [v.version for v in prompt_templates.prompt_template_versions(template=fresh)] == [1]
+    assert len(prompt_templates.prompt_template_history(entity_type="SYMPTOM")) == 4
+
+
+def test_delete_of_a_template_seeded_before_versioning_keeps_its_state():
+    template = PromptTemplate.objects.create(entity_type="DRUG", text="Find every {anchor}.", anchor_words=["drug"],
+                                             is_active=True, version=2)
+    prompt_templates.prompt_template_delete(template=template, actor=None, note="retired")
+    history = prompt_templates.prompt_template_history(entity_type="DRUG")
+    assert [(v.version, v.note, v.is_active, v.template_id) for v in history] == [
+        (3, "retired", False, None), (2, "state before the first recorded edit", True, None)]
