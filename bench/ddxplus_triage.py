@@ -145,11 +145,15 @@ def summarise(results: list[dict]) -> dict:
     severe_under = [r for r in severe if urgency_rank(r["urgency"]) > urgency_rank(r["expected"])]
     questions = sorted(r["questions"] for r in results)
     confusion = Counter((r["expected"], r["urgency"]) for r in results)
+    # What sent the over-triaged patients higher: the first red flag that fired, with the true pathology.
+    over_flags = Counter(f"{r['red_flags'][0]} ({r['pathology']})" for r in over if r["red_flags"])
     return {
         "patients": n,
         "exact_urgency": round(exact / n, 4),
         "under_triage": round(len(under) / n, 4),
         "over_triage": round(len(over) / n, 4),
+        "over_triaged_with_red_flag": f"{sum(over_flags.values())} of {len(over)}",
+        "over_triage_red_flags": dict(over_flags.most_common(12)),
         "severity_1_2_patients": len(severe),
         "severity_1_2_under_triage": round(len(severe_under) / len(severe), 4) if severe else None,
         "severity_1_2_under_triaged": [(r["row"], r["pathology"], r["urgency"]) for r in severe_under][:50],

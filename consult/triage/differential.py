@@ -184,10 +184,6 @@ class DifferentialModel:
                 return self.evidences[e], float(gain[e])
         return None
 
-    def severe_probability(self, posterior: np.ndarray, *, severity: int) -> float:
-        """P(the pathology's DDXPlus severity <= `severity`) under `posterior` [D]."""
-        return float(posterior[self.severity <= severity].sum())
-
     def severity_urgency(self, posterior: np.ndarray, thresholds: Sequence[float]) -> str:
         """The most urgent level k (severity 1 -> call an ambulance ... 5 -> self-care) whose cumulative
         probability P(severity <= k) reaches thresholds[k-1]; thresholds has four entries (levels 1-4)."""

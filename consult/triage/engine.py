@@ -73,9 +73,6 @@ class TriageSettings:
     differential_questions: int = 18
     differential_stop_probability: float = 0.95  # stop once the top pathology reaches this
     differential_min_gain: float = 0.02
-    # While P(severity <= 2) lies in [safety_band, severity_thresholds[1]) the questions go on (up to
-    # differential_questions) whatever the stop probability and gain say: a severe pathology not yet ruled out.
-    safety_band: float = 0.02
     evidence_weight: float = 0.7  # tempers the differential's naive Bayes (DifferentialModel.posterior)
     severity_thresholds: tuple[float, float, float, float] = (0.2, 0.25, 0.45, 0.5)  # P(severity <= k), k = 1..4
 
@@ -428,7 +425,7 @@ class TriageEngine:
             finding_id = follow_up or fresh[0]
             return Question(f"finding:{finding_id}", findings[finding_id].question)
         labels = [findings[f].label for f in fresh]
-        text = f"Do you have any of these: {'; '.join(labels[:-1])}; or {labels[-1]}? (yes / no)"
+        text = "Do you have any of these?\n" + "\n".join(f"• {label}" for label in labels) + "\nPlease answer yes or no."
         return Question(f"screen:{'+'.join(fresh)}", text)
 
     def _can_raise(self, finding_id: str, floor: str | None) -> bool:
@@ -460,16 +457,14 @@ class TriageEngine:
         asked_ddx = [q for q in inp.asked if q.startswith("ddx:")]
         if len(asked_ddx) >= self.settings.differential_questions:
             return None
-        unsettled_severe = self.settings.safety_band <= model.severe_probability(
-            posterior, severity=2) < self.settings.severity_thresholds[1]
         settled = float(posterior.max()) >= self.settings.differential_stop_probability and (
             len(asked_ddx) >= self.settings.differential_min_questions)
-        if settled and not unsettled_severe:
+        if settled:
             return None
         exclude = {q.removeprefix("ddx:") for q in asked_ddx} | set(self._ddx_observed(interview))
         exclude |= {e for f in interview.conversation.findings for e in self.knowledge.findings[f].ddxplus}
         found = model.next_question(posterior, exclude=exclude)
-        if found is None or (found[1] < self.settings.differential_min_gain and not unsettled_severe):
+        if found is None or found[1] < self.settings.differential_min_gain:
             return None
         evidence, _ = found
         finding_id = self.finding_for_evidence.get(evidence.name)

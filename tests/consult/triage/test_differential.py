@@ -68,9 +68,3 @@ def test_a_weight_below_one_tempers_the_posterior(model):
     # With no evidence the weight changes nothing.
     assert np.allclose(model.posterior({}, evidence_weight=0.7), model.posterior({}))
 
-
-def test_severe_probability_sums_the_pathologies_at_or_below_a_severity(model):
-    posterior = model.posterior({"E_66": True})
-    assert np.isclose(model.severe_probability(posterior, severity=5), 1.0)
-    assert 0.0 <= model.severe_probability(posterior, severity=1) <= model.severe_probability(posterior, severity=2)
-    assert np.isclose(model.severe_probability(posterior, severity=2), posterior[model.severity <= 2].sum())
