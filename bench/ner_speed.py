@@ -2,8 +2,13 @@
 
     python bench/ner_speed.py [--model default] [--repeats 200] [--threads 2] [--precisions fp32 int8]
 
-"context" is the clinical-context stage (assertion, attributes, codes) over the MRC entities of the same
-message: the cost it adds per message. Both models share the backbone; the BIO baseline is timed with its architecture (encoder + linear head over
+The clinical-context stage (`ner_engine.context`) runs over the MRC entities of the same message, right after
+the MRC call of the first precision, in the same loop, so its added time per message is measured against the
+model's in the same run: `context_rules` is assertion + attributes alone (no coding), `context_lexical` adds the
+codes by lexical matching, `context_embeddings` the codes with the embedding signal too (only when every
+vocabulary's term-embedding cache exists: `python -m ner_engine.context build-embeddings`; else it is reported
+as skipped). `ratio_p50_<stage>_over_mrc_<precision>` is that stage's p50 over the model's p50, and
+`ratio_p50_mrc_plus_<stage>_over_mrc_<precision>` the whole message's (model + stage) over the model alone. Both models share the backbone; the BIO baseline is timed with its architecture (encoder + linear head over
 the same windows), which is what its cost depends on. Calls are interleaved so machine noise hits both alike;
 the ratio is what to compare across machines. Each precision (fp32; int8 = dynamic quantisation of the
 encoder's feed-forward layers, `model_quantize_int8`) is applied to both models alike.
@@ -11,6 +16,7 @@ encoder's feed-forward layers, `model_quantize_int8`) is applied to both models 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -25,6 +31,7 @@ from ner_engine import Extractor  # noqa: E402
 from ner_engine.backbones import encoder_load, tokenizer_load  # noqa: E402
 from ner_engine.baseline import BioEncoder, BioTagger, BioTaggerConfig, bio_predict  # noqa: E402
 from ner_engine.context import ContextPipeline  # noqa: E402
+from ner_engine.context.normalisation import Normaliser  # noqa: E402
 from ner_engine.extractor import model_quantize_int8  # noqa: E402
 
 MESSAGES = [
@@ -56,8 +63,18 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     types = args.types.split(",")
 
-    context = ContextPipeline()
-    context.warm()
+    contexts = {"context_rules": ContextPipeline(normalise=False, normaliser=Normaliser(embeddings="off")),
+                "context_lexical": ContextPipeline(normaliser=Normaliser(embeddings="off")),
+                "context_embeddings": ContextPipeline(normaliser=Normaliser(embeddings="auto"))}
+    skipped = {}
+    for name, context in contexts.items():
+        context.warm()
+    embedded = contexts["context_embeddings"].normaliser
+    wanted = embedded.embedding_systems()
+    missing = [system for system in wanted if embedded.embedding_index(system) is None]
+    if missing:
+        skipped["context_embeddings"] = f"no term-embedding cache for {', '.join(missing)}"
+        del contexts["context_embeddings"]
     extractors = {precision: Extractor.load(args.model, device="cpu", precision=precision, context=False)
                   for precision in args.precisions}
     main_precision = args.precisions[0]
@@ -80,13 +97,19 @@ def main() -> int:
 
         calls += [(f"mrc_{precision}", mrc), (f"bio_{precision}", bio)]
 
-    def clinical_context(text: str) -> None:
-        context.contextualise(text, found[text])
+    def clinical_context(name: str, text: str) -> float:
+        """ms of one context stage over copies of the message's MRC entities (each stage annotates its own)."""
+        entities = copy.deepcopy(found[text])
+        started = time.perf_counter()
+        contexts[name].contextualise(text, entities)
+        return (time.perf_counter() - started) * 1000
 
     for text in MESSAGES:  # warm-up: allocator, tokenizer caches, lazy vocabularies
         for _, call in calls:
             call(text)
-    timings: dict[str, list[float]] = {name: [] for name, _ in calls} | {"context": []}
+        for name in contexts:
+            clinical_context(name, text)
+    timings: dict[str, list[float]] = {name: [] for name, _ in calls} | {name: [] for name in contexts}
     for i in range(args.repeats):
         text = MESSAGES[i % len(MESSAGES)]
         # Rotate which call runs first so machine noise hits all alike; the context stage follows the
@@ -97,9 +120,9 @@ def main() -> int:
             call(text)
             timings[name].append((time.perf_counter() - started) * 1000)
             if name == f"mrc_{main_precision}":
-                started = time.perf_counter()
-                clinical_context(text)
-                timings["context"].append((time.perf_counter() - started) * 1000)
+                stages = list(contexts)
+                for stage in stages[i % len(stages):] + stages[:i % len(stages)]:
+                    timings[stage].append(clinical_context(stage, text))
 
     words = statistics.mean(len(t.split()) for t in MESSAGES)
     result = {
@@ -112,6 +135,13 @@ def main() -> int:
     for precision in args.precisions:
         result[f"ratio_p50_mrc_over_bio_{precision}"] = round(
             result[f"mrc_{precision}_p50_ms"] / result[f"bio_{precision}_p50_ms"], 2)
+    for stage in contexts:
+        for precision in args.precisions:
+            model = result[f"mrc_{precision}_p50_ms"]
+            result[f"ratio_p50_{stage}_over_mrc_{precision}"] = round(result[f"{stage}_p50_ms"] / model, 3)
+            result[f"ratio_p50_mrc_plus_{stage}_over_mrc_{precision}"] = round(
+                (model + result[f"{stage}_p50_ms"]) / model, 3)
+    result["skipped"] = skipped
     if "int8" in args.precisions and "fp32" in args.precisions:
         result["speedup_p50_mrc_int8_over_fp32"] = round(result["mrc_fp32_p50_ms"] / result["mrc_int8_p50_ms"], 2)
     print(json.dumps(result, indent=2))

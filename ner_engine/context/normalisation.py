@@ -131,7 +131,11 @@ _LAY_PHRASES = (  # multi-word generic rewrites (order matters: longest first)
 # concept, "diabetes" -> "diabetes insipidus" is not (an unspecified mention gets the unspecified concept).
 UNSPECIFYING_WORDS = frozenset({"mellitus", "disease", "diseases", "disorder", "disorders", "syndrome", "unspecified",
                                 "nos", "condition", "conditions", "site", "not", "specified", "elsewhere",
-                                "classified", "of", "the", "nonspecific", "general", "generalized", "generalised"})
+                                "classified", "of", "the", "nonspecific", "general", "generalized", "generalised",
+                                # a drug's salt or preparation names the same substance: "levothyroxine" is
+                                # "levothyroxine sodium", "contrast" "contrast media"
+                                "sodium", "potassium", "calcium", "magnesium", "hydrochloride", "acetate",
+                                "sulfate", "sulphate", "phosphate", "citrate", "anhydrous", "media", "medium"})
 # Body sites, grouped: a code naming a site the mention (or the body site linked to it) does not name contradicts
 # the words ("chest pain" is not "Pain in hip"; "legs are swollen" is not "Swelling of inguinal region").
 _SITE_GROUPS = {
@@ -160,6 +164,57 @@ def _more_specific(query: str, term: str) -> bool:
     return bool(extra - UNSPECIFYING_WORDS)
 
 
+# Qualifiers that state an abnormal value of what they qualify: "Blood Pressure, Low", "Breath, Shortness" name a
+# finding that the bare "blood pressure" or "breath" does not state (stemmed as the vocabularies' terms are).
+_VALUE_WORDS = frozenset(("low", "high", "raised", "elevated", "increased", "decreased", "reduced", "shortness",
+                          "short", "loss", "lack", "absent", "absence", "abnormal", "poor", "excessive", "deficiency",
+                          "insufficiency", "difficulty", "impaired", "disturbed"))
+
+
+# An adjectival qualifier: "Fibrillation, Atrial" is the heading "Atrial Fibrillation" permuted, a kind of the head.
+_ADJECTIVE = re.compile(r"(?:al|ic|ar|ous|ive|ile|ine|oid)$")
+
+
+def _narrows(query: str, term: str, vocabulary: "Vocabulary") -> bool:
+    """The term names a narrower concept than the (stemmed) mention, or another one. Its added words do not narrow
+    when they are unspecifying ("mellitus", "disease", a salt), when they qualify the mention's own word in a
+    term the vocabulary writes inverted, being part of the concept's name ("Weakness, Muscle" for Muscle
+    Weakness, "Toxicity, Drug" for Drug-Related Side Effects ...; not the whole name: "Antibiotics, Carbapenem"
+    is Carbapenems) or an adjective ("Fibrillation, Atrial"), but not a value ("Blood Pressure, Low"); or when
+    they are the name a short mention stands for ("TIA" -> "TIA (Transient Ischemic Attack)"). Still narrowing:
+    "COVID, Long Haul" (Post-Acute COVID-19 Syndrome), "Pills, Sleeping", "sleep apnea", "diabetes insipidus"."""
+    if not _more_specific(query, term):
+        return False
+    query_words = set(query.split())
+    head = vocabulary.heads.get(term)
+    qualifier = set(term.split()) - query_words
+    if head is not None and set(head.split()) <= query_words and not qualifier & _VALUE_STEMS and (
+            all(_ADJECTIVE.search(word) for word in qualifier) or any(
+                qualifier < set(term_stem(term_normalise(vocabulary.concepts[i].name)).split())
+                for i in vocabulary.stemmed.get(term, ()))):
+        return False
+    rest = term[len(query) + 1:] if term.startswith(query + " ") else ""
+    if rest and _abbreviates(query, rest):
+        alias = vocabulary.stemmed.get(rest, ())
+        if set(alias) & set(vocabulary.stemmed.get(term, ())):
+            return False
+    return True
+
+
+def _abbreviates(short: str, long: str) -> bool:
+    """`short` may abbreviate `long`: one word, of at most 5 characters ("csa" before "cyclosporine", "3tc" before
+    "lamivudine") or with its characters in order in `long`, the first one first ("ald" of "adrenoleukodystrophy";
+    not "abdominal" of "bloating")."""
+    if " " in short or len(short) >= len(long):
+        return False
+    if len(short) <= 5:
+        return True
+    if short[:1] != long[:1]:
+        return False
+    remaining = iter(long)
+    return all(char in remaining for char in short)
+
+
 def term_normalise(text: str) -> str:
     text = text.lower().replace("’", "'").replace("'s ", " ")
     text = _PUNCT.sub(" ", text.replace("'", ""))
@@ -180,6 +235,9 @@ def _stem(word: str) -> str:
 
 def term_stem(normalised: str) -> str:
     return " ".join(_stem(w) for w in normalised.split())
+
+
+_VALUE_STEMS = frozenset(_stem(w) for w in _VALUE_WORDS)
 
 
 def term_sorted(normalised: str) -> str:
@@ -246,6 +304,8 @@ class Vocabulary:
         self.preferred: dict[str, int] = {}  # stemmed term -> concept, from add_synonyms: wins ties
         self.stemmed: dict[str, list[int]] = {}
         self.unordered: dict[str, list[int]] = {}
+        # stemmed term -> its head, for terms a vocabulary writes inverted ("Toxicity, Drug": head "toxicity")
+        self.heads: dict[str, str] = {}
         for code, name, terms in entries:
             index = len(self.concepts)
             self.concepts.append(Concept(system, code, name))
@@ -259,6 +319,10 @@ class Vocabulary:
             normalised = term_normalise(term)
             if not normalised:
                 continue
+            if "," in term:
+                head = term_normalise(term.split(",", 1)[0])
+                if head and head != normalised:
+                    self.heads.setdefault(term_stem(normalised), term_stem(head))
             for table, key in ((self.exact, normalised), (self.stemmed, term_stem(normalised)),
                                (self.unordered, term_sorted(normalised))):
                 bucket = table.setdefault(key, [])
@@ -288,6 +352,7 @@ class Vocabulary:
         clone = Vocabulary(self.system, ())
         clone.concepts = list(self.concepts)
         clone.preferred = dict(self.preferred)
+        clone.heads = dict(self.heads)
         clone.exact, clone.stemmed, clone.unordered = ({k: list(v) for k, v in table.items()}
                                                        for table in (self.exact, self.stemmed, self.unordered))
         clone._finalise()
@@ -531,17 +596,46 @@ def _fuzzy_ratio(query: str, choice: str, **kwargs) -> float:
     return 0.4 * fuzz.token_set_ratio(query, choice) + 0.6 * fuzz.token_sort_ratio(query, choice)
 
 
-def _fuzzy_contradicts(query: str, term: str) -> bool:
-    """A fuzzy match the words contradict: the term is more specific than the mention ("blood pressure" ->
-    "low blood pressure"), or a word of the mention has no close word in the term ("renal infection" ->
-    "reinfection"; a typo within 80% similarity still counts as close)."""
+def _fuzzy_contradicts(query: str, term: str, vocabulary: "Vocabulary") -> bool:
+    """A fuzzy match the words contradict: the term narrows the mention (`_narrows`: "blood pressure" ->
+    "low blood pressure"), or a word of one has no close word in the other ("renal infection" -> "reinfection";
+    a typo within 80% similarity, or a compound written apart, "glomerular sclerosis"/"glomerulosclerosis",
+    counts as close). A term whose words are all, as they are, in the mention is broader, not contradicting
+    ("brain hemangioblastoma" -> "hemangioblastoma")."""
+    if _narrows(query, term, vocabulary) and len(query.split()) < len(term.split()):
+        return True
+    query_words = query.split()
+    pairs = [(query_words[i], query_words[i + 1]) for i in range(len(query_words) - 1)]
+    term_words = [w for w in term.split() if w not in UNSPECIFYING_WORDS]  # "re infection": "re" counts
+    covered: set[str] = set()
+    for word in term_words:
+        if word in query_words:
+            covered.add(word)
+            continue
+        close = [q for q in query_words if _words_close(word, q)]
+        close += [q for pair in pairs if _compound(word, pair) for q in pair]
+        if not close:
+            return True
+        covered.update(close)
+    if all(word in query_words for word in term_words):
+        return False
+    return any(word not in covered and not any(_words_close(word, t) for t in term.split())
+               for word in query_words if len(word) > 2 and word not in UNSPECIFYING_WORDS)
+
+
+def _compound(word: str, pair: tuple[str, str]) -> bool:
+    """`word` is the two words of `pair` written as one: it starts as the first, ends as the second, and is close
+    to them joined ("glomerulosclerosis" for "glomerular sclerosis"; not "reinfection" for "renal infection")."""
+    first, second = pair
+    return (word.startswith(first[:4]) and word.endswith(second[-4:])
+            and _words_close(word, first + second))
+
+
+def _words_close(a: str, b: str) -> bool:
+    """The same word give or take a typo (80% similar: not "sleep"/"sleeping", "infection"/"reinfection")."""
     from rapidfuzz import fuzz
 
-    if _more_specific(query, term) and len(query.split()) < len(term.split()):
-        return True
-    term_words = term.split()
-    return any(max((fuzz.ratio(word, t) for t in term_words), default=0) < 80
-               for word in query.split() if len(word) > 2 and word not in UNSPECIFYING_WORDS)
+    return a == b or fuzz.ratio(a, b) >= 80
 
 
 def vocabulary_key(entity_type: str, system: str) -> str:
@@ -745,7 +839,7 @@ class Normaliser:
             longer = [p for p in vocabulary.word_index.get(prefix.split()[-1] if prefix else "", ())
                       if vocabulary.term_list[p].startswith(prefix + " ")]
             # only terms that add no narrowing word: "diabetes" -> "diabetes mellitus", not "diabetes insipidus"
-            longer = [p for p in longer if not _more_specific(prefix, vocabulary.term_list[p])]
+            longer = [p for p in longer if not _narrows(prefix, vocabulary.term_list[p], vocabulary)]
             longer = [p for p in longer if p in vocabulary.name_positions] or longer  # preferred names first
             if longer and len(longer) < 200:  # "diabetes" -> "diabetes mellitus" (shortest such term)
                 shortest = min(longer, key=lambda p: len(vocabulary.term_list[p]))
@@ -768,7 +862,7 @@ class Normaliser:
                 choices = [vocabulary.term_list[p] for p in positions]
                 for choice, _, found in process.extract(query, choices, scorer=fuzz.token_set_ratio, limit=20,
                                                         score_cutoff=60):
-                    if _fuzzy_contradicts(query, choice):
+                    if _fuzzy_contradicts(query, choice, vocabulary):
                         continue
                     offer(vocabulary.term_concepts[positions[found]], 0.9 * _fuzzy_ratio(query, choice) / 100)
         preferred = {vocabulary.preferred.get(q) for q in (term_stem(normalised), term_stem(stripped))} - {None}
