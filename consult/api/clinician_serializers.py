@@ -32,7 +32,10 @@ class CaseListItemSerializer(serializers.Serializer):
 
 
 class ReviewActionSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["accept", "reject", "correct", "add"])
+    action = serializers.ChoiceField(
+        choices=["accept", "reject", "correct", "add", "context_accept", "context_edit"],
+        help_text="context_accept: confirm the assertion and codes proposed for a corrected or added mention; "
+                  "context_edit: set the assertion, keep some codes (codes_keep) or code from a term (code_term).")
     entity_id = serializers.IntegerField(required=False, help_text="A model mention (accept/reject/correct).")
     review_id = serializers.IntegerField(required=False, help_text="A clinician-added mention.")
     message_id = serializers.IntegerField(required=False, help_text="The patient message (add).")
@@ -40,8 +43,14 @@ class ReviewActionSerializer(serializers.Serializer):
     start = serializers.IntegerField(min_value=0, required=False)
     end = serializers.IntegerField(min_value=0, required=False)
     assertion = serializers.ChoiceField(choices=review.ASSERTIONS, required=False, allow_null=True)
+    codes_keep = serializers.ListField(child=serializers.CharField(), required=False,
+                                       help_text='context_edit: the codes to keep, as "SYSTEM|CODE".')
+    code_term = serializers.CharField(required=False, allow_blank=True,
+                                      help_text="context_edit: code the mention from this term instead.")
 
     def validate(self, data):
+        if not data["action"].startswith("context_") and ({"codes_keep", "code_term"} & set(data)):
+            raise serializers.ValidationError("codes_keep and code_term belong to context_edit.")
         if data["action"] == "add":
             missing = [name for name in ("message_id", "type", "start", "end") if name not in data]
             if missing:
@@ -49,6 +58,11 @@ class ReviewActionSerializer(serializers.Serializer):
         elif ("entity_id" in data) == ("review_id" in data):
             raise serializers.ValidationError("Give exactly one of entity_id or review_id.")
         return data
+
+
+class ClinicianNoteSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, trim_whitespace=True,
+                                 help_text="The clinician's note on the case; empty clears it.")
 
 
 class ClinicianUrgencySerializer(serializers.Serializer):

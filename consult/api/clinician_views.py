@@ -28,6 +28,7 @@ from consult.api.clinician_permissions import (
 from consult.api.clinician_serializers import (
     CaseFilterSerializer,
     CaseListItemSerializer,
+    ClinicianNoteSerializer,
     ClinicianUrgencySerializer,
     ExtractRequestSerializer,
     ExtractResponseSerializer,
@@ -106,8 +107,14 @@ class ReviewActionApi(ClinicianApi):
                 annotation = review.entity_add(consultation=consultation, actor=request.user, **data)
                 return Response(annotation.to_dict(), status=status.HTTP_201_CREATED)
             data.pop("message_id", None)
-            annotation = review.entity_review_apply(consultation=consultation, actor=request.user, action=action,
-                                                    **data)
+            if action.startswith("context_"):
+                annotation = review.context_review_apply(
+                    consultation=consultation, actor=request.user, action=action,
+                    **{k: v for k, v in data.items() if k in ("entity_id", "review_id", "assertion", "codes_keep",
+                                                               "code_term")})
+            else:
+                annotation = review.entity_review_apply(consultation=consultation, actor=request.user,
+                                                        action=action, **data)
         except review.ReviewError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(annotation.to_dict())
@@ -153,6 +160,22 @@ class CaseReviewedApi(ClinicianApi):
         mark = review.consultation_review_mark(consultation=consultation, actor=request.user,
                                                reviewed=serializer.validated_data["reviewed"])
         return Response({"reviewed": mark is not None})
+
+
+class CaseNoteApi(ClinicianApi):
+    @extend_schema(request=ClinicianNoteSerializer, responses=ClinicianNoteSerializer,
+                   description="Set the clinician's free-text note on the case (audited; in the summary and the "
+                               "FHIR export). 400 {\"detail\"} when it is too long.")
+    def put(self, request: Request, consultation_id) -> Response:
+        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
+        serializer = ClinicianNoteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            note = review.clinician_note_save(consultation=consultation, actor=request.user,
+                                              text=serializer.validated_data["text"])
+        except review.ReviewError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"text": note.text})
 
 
 class CaseFhirApi(ClinicianApi):

@@ -23,6 +23,7 @@ urlpatterns += [
     path("cases/<uuid:consultation_id>/", clinician_views.CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<uuid:consultation_id>/review/", clinician_views.ReviewActionApi.as_view(), name="case-review"),
     path("cases/<uuid:consultation_id>/reviewed/", clinician_views.CaseReviewedApi.as_view(), name="case-reviewed"),
+    path("cases/<uuid:consultation_id>/note/", clinician_views.CaseNoteApi.as_view(), name="case-note"),
     path("cases/<uuid:consultation_id>/urgency/", clinician_views.CaseUrgencyApi.as_view(), name="case-urgency"),
     path("cases/<uuid:consultation_id>/patient/", clinician_views.CasePatientApi.as_view(), name="case-patient"),
     path("cases/<uuid:consultation_id>/fhir/", clinician_views.CaseFhirApi.as_view(), name="case-fhir"),

@@ -84,6 +84,7 @@ def endpoints(world):
         ("post", f"/api/cases/{c}/review/", {"action": "accept", "entity_id": entity_id},
          (401, 403, 403, 200, 200, 403)),
         ("put", f"/api/cases/{c}/reviewed/", {"reviewed": True}, (401, 403, 403, 200, 200, 403)),
+        ("put", f"/api/cases/{c}/note/", {"text": "Seen; advised 111 if worse."}, (401, 403, 403, 200, 200, 403)),
         ("get", f"/api/cases/{c}/fhir/", None, (401, 200, 404, 200, 200, 403)),
         ("get", "/api/templates/", None, (401, 403, 403, 200, 200, 403)),
         ("get", f"/api/templates/{t}/", None, (401, 403, 403, 200, 200, 403)),
@@ -187,6 +188,31 @@ def test_review_actions_through_the_api_are_audited(world):
         ("entity_correct", "doc"), ("entity_add", "doc"), ("entity_reject", "doc"), ("consultation_reviewed", "doc")]
     assert AuditEvent.objects.filter(consultation=consultation).count() == 4
     assert {"record", "triage", "questions", "summary_text", "messages"} <= set(case)
+
+
+def test_context_edit_and_note_through_the_api_are_audited(world):
+    consultation = world["consultation"]
+    client = client_for(world, "clinician")
+    url = f"/api/cases/{consultation.id}/review/"
+    fever = Entity.objects.get(message__consultation=consultation, text="fever")
+    edited = client.post(url, {"action": "context_edit", "entity_id": fever.id, "assertion": "absent",
+                               "codes_keep": []}, format="json")
+    assert edited.status_code == 200, edited.json()
+    assert edited.json()["assertion"] == "absent" and edited.json()["codes"] == []
+    # Nothing proposed to accept for a model mention; codes_keep belongs to context_edit only.
+    refused = client.post(url, {"action": "context_accept", "entity_id": fever.id}, format="json")
+    assert refused.status_code == 400 and "no proposed values" in refused.json()["detail"]
+    misplaced = client.post(url, {"action": "accept", "entity_id": fever.id, "codes_keep": []}, format="json")
+    assert misplaced.status_code == 400 and "detail" in misplaced.json()
+
+    note_url = f"/api/cases/{consultation.id}/note/"
+    assert client.put(note_url, {"text": "  Seen; advised 111 if worse. "}, format="json").json() == {
+        "text": "Seen; advised 111 if worse."}
+    too_long = client.put(note_url, {"text": "x" * 6000}, format="json")
+    assert too_long.status_code == 400 and "at most" in too_long.json()["detail"]
+    case = client.get(f"/api/cases/{consultation.id}/").json()
+    assert [e["action"] for e in case["audit"]] == ["context_edit", "note_edit"]
+    assert "Seen; advised 111 if worse." in case["summary_text"]
 
 
 def test_fhir_endpoint_returns_a_valid_bundle(world):
