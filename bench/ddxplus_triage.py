@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import statistics
@@ -103,6 +104,16 @@ class SimulatedPatient:
         if key == "pregnancy":
             return "no"
         return "none"  # history (medicines, conditions, allergies): DDXPlus's antecedents are asked as their own questions
+
+
+def _context_fingerprint() -> str:
+    """Changes whenever ner_engine's clinical context stage (code, rules, vocabularies) changes: the cached
+    extractions carry its assertions and codes."""
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "ner_engine" / "context").rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".tsv", ".json", ".txt"):
+            digest.update(path.relative_to(ROOT).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def expected_urgency(severity: int) -> str:
@@ -190,7 +201,8 @@ def main() -> int:
 
     # Extraction results per distinct text, kept between runs for the same model and templates.
     extractor = extraction.extractor_get()
-    cache_file = CACHE_DIR / f"{extractor.model_version}-{extractor.template_version}.json".replace("/", "_")
+    cache_file = CACHE_DIR / (f"{extractor.model_version}-{extractor.template_version}-{_context_fingerprint()}.json"
+                              .replace("/", "_"))
     cache: dict[str, list[dict]] = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     wanted = sorted({t for p in patients for t in SimulatedPatient(p, phrases, engine).possible_texts()} - set(cache))
     for start in range(0, len(wanted), 32):
