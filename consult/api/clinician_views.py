@@ -102,21 +102,18 @@ class ReviewActionApi(ClinicianApi):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         action = data.pop("action")
-        try:
-            if action == "add":
-                annotation = review.entity_add(consultation=consultation, actor=request.user, **data)
-                return Response(annotation.to_dict(), status=status.HTTP_201_CREATED)
-            data.pop("message_id", None)
-            if action.startswith("context_"):
-                annotation = review.context_review_apply(
-                    consultation=consultation, actor=request.user, action=action,
-                    **{k: v for k, v in data.items() if k in ("entity_id", "review_id", "assertion", "codes_keep",
-                                                               "code_term")})
-            else:
-                annotation = review.entity_review_apply(consultation=consultation, actor=request.user,
-                                                        action=action, **data)
-        except review.ReviewError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        if action == "add":
+            annotation = review.entity_add(consultation=consultation, actor=request.user, **data)
+            return Response(annotation.to_dict(), status=status.HTTP_201_CREATED)
+        data.pop("message_id", None)
+        if action.startswith("context_"):
+            annotation = review.context_review_apply(
+                consultation=consultation, actor=request.user, action=action,
+                **{k: v for k, v in data.items() if k in ("entity_id", "review_id", "assertion", "codes_keep",
+                                                           "code_term")})
+        else:
+            annotation = review.entity_review_apply(consultation=consultation, actor=request.user,
+                                                    action=action, **data)
         return Response(annotation.to_dict())
 
 
@@ -128,11 +125,8 @@ class CaseUrgencyApi(ClinicianApi):
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
         serializer = ClinicianUrgencySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            urgency = review.clinician_urgency_save(consultation=consultation, actor=request.user,
-                                                    **serializer.validated_data)
-        except review.ReviewError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        urgency = review.clinician_urgency_save(consultation=consultation, actor=request.user,
+                                                **serializer.validated_data)
         return Response(case.clinician_urgency_serialize(urgency=urgency))
 
 
@@ -144,10 +138,7 @@ class CasePatientApi(ClinicianApi):
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
         serializer = PatientDetailsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            review.patient_details_save(consultation=consultation, actor=request.user, **serializer.validated_data)
-        except review.ReviewError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        review.patient_details_save(consultation=consultation, actor=request.user, **serializer.validated_data)
         return Response(case.patient_details(consultation=consultation).to_dict())
 
 
@@ -170,11 +161,8 @@ class CaseNoteApi(ClinicianApi):
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
         serializer = ClinicianNoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            note = review.clinician_note_save(consultation=consultation, actor=request.user,
-                                              text=serializer.validated_data["text"])
-        except review.ReviewError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        note = review.clinician_note_save(consultation=consultation, actor=request.user,
+                                          text=serializer.validated_data["text"])
         return Response({"text": note.text})
 
 

@@ -8,8 +8,8 @@ Every error body is a JSON object with a human-readable `detail` string:
 For a validation error `detail` is the first message as it stands (fit to show on its own, e.g. the patient's
 "The message is too long ..."), and `errors` maps each field to its messages as DRF's serializers give them
 (a list of strings, or for nested and list fields a dict/list of those); errors not about one field are under
-"non_field_errors". Views that answer a business rule themselves (review.ReviewError, TemplateError on revert)
-return {"detail": message} directly, the same shape. Headers set by DRF (WWW-Authenticate, Retry-After) stay.
+"non_field_errors". A business rule the review service refuses (review.ReviewError) is a 400 {"detail": message};
+a template that fails to parse on revert answers the same shape from its view. Headers set by DRF (WWW-Authenticate, Retry-After) stay.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from consult.review import ReviewError
 
 
 def _first_message(errors: Any) -> str:
@@ -45,6 +47,8 @@ def error_body(*, errors: Any) -> dict[str, Any]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ReviewError):
+        return Response({"detail": str(exc)}, status=400)
     response = drf_exception_handler(exc, context)
     if response is None:  # not an API error (a bug): Django answers 500 and logs it
         return None
