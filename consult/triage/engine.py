@@ -42,6 +42,8 @@ _SMALL_TALK = re.compile(
     r"hello\?|thanks|thank you|thx|ok|okay|k|cool|great|bye|goodbye|see you|test|testing|yes|no|what|help|"
     r"who are you|\?+)[\s!?.,]*$"
 )
+# An answer to a screening list that names some of its findings as the only ones.
+_ONLY_THOSE = re.compile(r"\b(?:none of the others?|not the others?|no(?:ne)? others?|nothing else|only|just)\b")
 URGENCY_ADVICE: Mapping[str, str] = {
     "emergency_ambulance": "Call 999 (or your local emergency number) for an ambulance now.",
     "emergency": "Go to the nearest emergency department now. If you cannot get there safely, call 999.",
@@ -254,10 +256,13 @@ class TriageEngine:
             return
         answer = ev.answer_read(text)
         if kind == "screen":
-            # "No" rules out each finding of the list the message does not state itself; any other answer leaves
-            # them open, to be asked one by one.
-            if answer == "no":
-                for finding_id in key.split("+"):
+            # "No" rules out each finding of the list the message does not state itself, and so does a message
+            # that names some of them as the only ones ("yes, bright light hurts my eyes, but none of the others");
+            # any other answer leaves them open, to be asked one by one.
+            listed = key.split("+")
+            only_those = bool(stated & set(listed)) and _ONLY_THOSE.search(ev.text_normalise(text)) is not None
+            if answer == "no" or only_those:
+                for finding_id in listed:
                     if finding_id in self.knowledge.findings and finding_id not in stated:
                         ev.finding_update(interview.conversation, finding_id,
                                           ev.FindingState("absent", "answer", text.strip()[:80], index))
@@ -364,12 +369,16 @@ class TriageEngine:
         return observed
 
     def _differential_in_scope(self, interview: _Interview) -> bool:
-        """DDXPlus's differential applies when a current finding is one of its evidences, or the complaint is
-        one the knowledge base does not list."""
+        """DDXPlus's differential applies when a current finding is one of its evidences and the chief complaint
+        is one DDXPlus covers (`Complaint.differential`), or the complaint is one the knowledge base does not list.
+        Where DDXPlus lacks the common causes (headache: no migraine), its posterior rests on side findings
+        (nausea) and named anaphylaxis and heart attacks for a migraine."""
         if self.differential is None or not interview.complaints:
             return False
         if interview.complaints[0] is self._fallback:
             return True
+        if not interview.complaints[0].differential:
+            return False
         return any(self.knowledge.findings[f].ddxplus for f in interview.conversation.findings
                    if interview.conversation.present(f))
 

@@ -334,8 +334,9 @@ def message_findings(
     """[(finding id, assertion, the patient's words)] stated in one message.
 
     `entities` are the extractor's mentions of this message ({"start","end","type","text","attributes"}).
-    A finding is stated by its synonyms or by a mention whose code (system, code) the finding lists in `codes`.
-    Overlapping matches of different findings all count ("pain in my chest" is chest pain and pain).
+    A finding is stated by its synonyms or by a mention whose code (system, code) the finding lists in `codes`,
+    unless the mention lies inside a synonym's match (the phrase is the more specific reading). Overlapping
+    synonym matches of different findings all count ("pain in my chest" is chest pain and pain).
     """
     norm = text_normalise(text)
     matches = matcher.find(norm)
@@ -361,6 +362,10 @@ def message_findings(
         ):
             found.append((finding_id, _patient_assertion(assertion, norm, start), text[start:end]))
     for entity in entities:
+        # The patient's own phrase outranks a code: in "bright light hurts my eyes" the knowledge base reads
+        # dislike of light, and the mention "hurts" coded with its site (eye pain) is not a second finding.
+        if any(start <= entity["start"] and entity["end"] <= end for _, start, end in matches):
+            continue
         attributes = entity.get("attributes") or {}
         for code in attributes.get("codes") or ():
             system = {"HPO": "hpo", "ICD-10-CM": "icd10cm"}.get(str(code.get("system")))

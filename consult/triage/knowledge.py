@@ -54,6 +54,7 @@ class Complaint:
     baseline_urgency: str
     pregnancy_relevant: bool
     source: str
+    differential: bool = True  # DDXPlus's pathologies cover this presentation (its differential may apply)
 
 
 @dataclass(frozen=True)
@@ -230,17 +231,20 @@ def _complaints(
     for i, entry in enumerate(entries):
         where = _where("complaints.json", "complaints", "complaint", i, entry)
         entry = _object(
-            where, entry, {"id", "label", "findings", "questions", "baseline_urgency", "source"}, {"pregnancy_relevant"}
+            where, entry, {"id", "label", "findings", "questions", "baseline_urgency", "source"},
+            {"pregnancy_relevant", "differential"}
         )
-        pregnancy = entry.get("pregnancy_relevant", False)
-        if not isinstance(pregnancy, bool):
-            raise _fail(f"{where}.pregnancy_relevant", "expected true or false")
+        pregnancy, differential = entry.get("pregnancy_relevant", False), entry.get("differential", True)
+        for key, value in (("pregnancy_relevant", pregnancy), ("differential", differential)):
+            if not isinstance(value, bool):
+                raise _fail(f"{where}.{key}", "expected true or false")
         complaints.append(Complaint(
             id=_id(f"{where}.id", entry["id"], seen), label=_text(f"{where}.label", entry["label"]),
             findings=_finding_refs(f"{where}.findings", entry["findings"], findings),
             questions=_finding_refs(f"{where}.questions", entry["questions"], findings, allow_empty=True),
             baseline_urgency=_urgency(f"{where}.baseline_urgency", entry["baseline_urgency"]),
             pregnancy_relevant=pregnancy, source=_source_ref(f"{where}.source", entry["source"], sources),
+            differential=differential,
         ))
     return version, tuple(complaints), general
 

@@ -167,3 +167,28 @@ def test_words_of_a_finding_are_not_listed_as_conditions_and_the_summary_states_
     record = state["decision"]["record"]
     assert not any("stiff" in c.lower() for c in record["conditions"]), record["conditions"]
     assert "out of 10" not in state["summary"]
+
+
+def test_a_migraine_with_dislike_of_light_is_not_sent_to_emergency_care(consultation):
+    """Found by trying the app as a patient: "bright light hurts my eyes" was read as eye pain (a glaucoma red
+    flag) and DDXPlus's differential, which has no migraine or tension headache, named anaphylaxis and heart
+    attacks from the nausea alone: "call an ambulance" for a migraine."""
+    state = say(consultation, "I've had a really bad headache since this morning and I feel sick")
+    turns = 0
+    while state["next_question"] is not None and turns < 25:
+        question = state["next_question"]["id"]
+        if "photophobia" in question:
+            reply = "yes, bright light hurts my eyes, but none of the others"
+        elif question == "general:demographics":
+            reply = "I'm 34, female"
+        else:
+            reply = "no"
+        state = say(consultation, reply)
+        turns += 1
+    assert state["status"] == "closed"
+    assert not at_least(state["urgency"], "emergency"), state["decision"]["reasons"]
+    labels = findings(state)
+    assert any("light" in label and assertion == "present" for label, assertion in labels.items()), labels
+    assert not any(label == "eye pain" for label in labels), labels
+    assert not state["decision"]["differential"]  # DDXPlus has no migraine: its differential does not apply
+    assert turns <= 12

@@ -107,3 +107,25 @@ def test_the_age_a_clinician_recorded_takes_precedence(engine):
     decision = engine.decide(TriageInput(turns=turns, age=0.1, sex="male"))
     assert decision.record["age"] == 0.1 and decision.record["sex"] == "male"
     assert decision.urgency is not None and urgency_rank(decision.urgency) <= urgency_rank("emergency")
+
+
+@pytest.mark.parametrize("reply", ["yes, I have a high temperature but none of the others",
+                                   "just the temperature", "only a fever, nothing else"])
+def test_naming_the_only_findings_of_a_screening_list_rules_out_the_rest(engine, reply):
+    first = engine.decide(TriageInput(turns=(Turn("I have a headache"),))).question
+    listed = first.id.removeprefix("screen:").split("+")
+    assert "fever" in listed
+    decision = engine.decide(TriageInput(turns=(Turn("I have a headache"), Turn(reply, answered=first.id)),
+                                         asked=(first.id,)))
+    stated = findings(decision)
+    assert stated["fever"] == "present"
+    assert all(stated[f] == "absent" for f in listed if f != "fever"), stated
+    assert not decision.question.id.startswith("finding:") or decision.question.id.removeprefix(
+        "finding:") not in listed
+
+
+def test_a_yes_without_naming_which_still_asks_each(engine):
+    first = engine.decide(TriageInput(turns=(Turn("I have a headache"),))).question
+    decision = engine.decide(TriageInput(turns=(Turn("I have a headache"), Turn("yes, one of them", answered=first.id)),
+                                         asked=(first.id,)))
+    assert decision.question.id == f"finding:{first.id.removeprefix('screen:').split('+')[0]}"

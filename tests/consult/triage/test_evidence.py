@@ -83,3 +83,39 @@ def test_text_normalise_keeps_offsets():
     text = "I have a\u200bheadache \u2019"
     assert len(ev.text_normalise(text)) == len(text)
     assert "a headache" in ev.text_normalise(text)
+
+
+@pytest.mark.parametrize(("text", "span", "phrase_finding", "coded_finding"), [
+    # The extractor's mention "hurts", coded with its site as eye pain, lies inside the patient's phrase.
+    ("bright light hurts my eyes", "hurts", "photophobia", "eye_pain"),
+    ("the light hurts my eyes a lot", "hurts", "photophobia", "eye_pain"),
+    ("I can't stand bright light, it hurts", "stand bright light", "photophobia", "eye_pain"),
+])
+def test_a_code_inside_the_patients_phrase_does_not_add_a_second_finding(text, span, phrase_finding, coded_finding):
+    from consult.triage import knowledge_load
+
+    knowledge = knowledge_load()
+    matcher = ev.FindingMatcher.build(knowledge.findings)
+    codes = {("hpo", code): {coded_finding} for code in knowledge.findings[coded_finding].codes["hpo"]}
+    start = text.index(span)
+    entity = {"start": start, "end": start + len(span), "type": "SYMPTOM", "text": span,
+              "attributes": {"assertion": "present", "codes": [
+                  {"system": "HPO", "code": knowledge.findings[coded_finding].codes["hpo"][0]}]}}
+    found = {f for f, _, _ in ev.message_findings(text=text, entities=[entity], matcher=matcher, codes=codes,
+                                                  assertion_of=lambda t, spans: ["present"] * len(spans))}
+    assert phrase_finding in found and coded_finding not in found
+
+
+def test_a_code_outside_any_phrase_still_states_its_finding():
+    from consult.triage import knowledge_load
+
+    knowledge = knowledge_load()
+    matcher = ev.FindingMatcher.build(knowledge.findings)
+    code = knowledge.findings["eye_pain"].codes["hpo"][0]
+    text = "my left one is throbbing"
+    entity = {"start": 12, "end": 15, "type": "SYMPTOM", "text": "one", "attributes": {
+        "assertion": "present", "codes": [{"system": "HPO", "code": code}]}}
+    found = {f for f, _, _ in ev.message_findings(text=text, entities=[entity], matcher=matcher,
+                                                  codes={("hpo", code): {"eye_pain"}},
+                                                  assertion_of=lambda t, spans: ["present"] * len(spans))}
+    assert "eye_pain" in found

@@ -119,6 +119,7 @@ def _copy(tmp_path):
         ("findings.json", lambda d: d["findings"][0].update({"synonyms": ["Capital"]}), "lowercase"),
         ("findings.json", lambda d: d["findings"][0].update({"extra": 1}), "unknown key"),
         ("complaints.json", lambda d: d["complaints"][0].update({"questions": ["nope"]}), "unknown finding"),
+        ("complaints.json", lambda d: d["complaints"][0].update({"differential": "no"}), "true or false"),
         ("sources.json", lambda d: d["sources"][0].update({"url": "http://example.org"}), "https"),
     ],
 )
