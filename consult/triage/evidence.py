@@ -229,8 +229,13 @@ def severity_read(text: str, *, answering: bool) -> int | None:
 
 
 def duration_read(text: str) -> str | None:
-    m = _DURATION.search(text_normalise(text))
-    return m.group(0) if m else None
+    """How long the problem has lasted, in the patient's words ("for two days", "since Tuesday"), or None. An age
+    ("my 3 year old", "a 6-month-old baby") is not a duration."""
+    text = text_normalise(text)
+    for m in _DURATION.finditer(text):
+        if not re.match(r"[\s-]*old\b", text[m.end():]):
+            return m.group(0)
+    return None
 
 
 def pregnancy_read(text: str) -> bool | None:

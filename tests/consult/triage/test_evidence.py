@@ -119,3 +119,14 @@ def test_a_code_outside_any_phrase_still_states_its_finding():
                                                   codes={("hpo", code): {"eye_pain"}},
                                                   assertion_of=lambda t, spans: ["present"] * len(spans))}
     assert "eye_pain" in found
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("my 3 year old has had a fever for two days", "for two days"),
+    ("my 6 month old baby has been sick since yesterday", "since yesterday"),
+    ("she's a 2-year-old and it started 3 days ago", "3 days ago"),
+    ("my 4 year old has a rash", None),
+    ("I've had it for a week", "for a week"),
+])
+def test_an_age_is_not_a_duration(text, expected):
+    assert ev.duration_read(text) == expected
