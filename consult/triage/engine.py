@@ -42,6 +42,7 @@ _SMALL_TALK = re.compile(
     r"hello\?|thanks|thank you|thx|ok|okay|k|cool|great|bye|goodbye|see you|test|testing|yes|no|what|help|"
     r"who are you|\?+)[\s!?.,]*$"
 )
+SUMMARY_DENIED_SHOWN = 3  # denied findings named in the patient's summary; the rest are counted
 # An answer to a screening list that names some of its findings as the only ones.
 _ONLY_THOSE = re.compile(r"\b(?:none of the others?|not the others?|no(?:ne)? others?|nothing else|only|just)\b")
 URGENCY_ADVICE: Mapping[str, str] = {
@@ -584,24 +585,32 @@ class TriageEngine:
         }
 
     def _summary(self, interview: _Interview, urgency: str, advice: str) -> str:
+        """The patient's summary, advice first (what they came for), then what they told me, in short paragraphs
+        (the chat bubble keeps line breaks). Denied warning signs are counted, not listed: the clinician's record
+        has them one by one."""
         conversation = interview.conversation
         has = [self.knowledge.findings[f].label for f, s in conversation.findings.items()
                if s.assertion in ("present", "possible")]
         lacks = [self.knowledge.findings[f].label for f, s in conversation.findings.items() if s.assertion == "absent"]
-        sentences = []
+        paragraphs = [f"My advice: {URGENCY_LABELS[urgency].lower()}. {advice}"]
+        told = []
         if has:
-            sentences.append(f"You told me about {_join(has)}.")
+            told.append(f"You told me about {_join(has)}.")
             if conversation.duration:
-                sentences.append(f"It started: {conversation.duration}.")
+                told.append(f"It started: {conversation.duration}.")
         if lacks:
-            sentences.append(f"You don't have {_join(lacks, 'or')}.")
+            shown = lacks[:SUMMARY_DENIED_SHOWN]
+            more = len(lacks) - len(shown)
+            told.append(f"You don't have {_join(shown, 'or')}" + (f", nor {more} other warning signs I asked about."
+                                                                    if more else "."))
         if conversation.medications:
-            sentences.append(f"Medicines: {_join(conversation.medications)}.")
+            told.append(f"Medicines: {_join(conversation.medications)}.")
         if conversation.conditions:
-            sentences.append(f"Other conditions: {_join(conversation.conditions)}.")
-        sentences.append(f"My advice: {URGENCY_LABELS[urgency].lower()}. {advice}")
-        sentences.append("You can keep writing here if anything changes or you remember something else.")
-        return " ".join(sentences)
+            told.append(f"Other conditions: {_join(conversation.conditions)}.")
+        if told:
+            paragraphs.append(" ".join(told))
+        paragraphs.append("You can keep writing here if anything changes or you remember something else.")
+        return "\n\n".join(paragraphs)
 
 
 def _age_words(age: float | None) -> str:

@@ -129,3 +129,12 @@ def test_a_yes_without_naming_which_still_asks_each(engine):
     decision = engine.decide(TriageInput(turns=(Turn("I have a headache"), Turn("yes, one of them", answered=first.id)),
                                          asked=(first.id,)))
     assert decision.question.id == f"finding:{first.id.removeprefix('screen:').split('+')[0]}"
+
+
+def test_the_patients_summary_gives_the_advice_first_and_counts_the_denied_warning_signs(engine):
+    decision, _ = converse(engine, "I have a headache since yesterday", lambda q: "I'm 40, male" if q.id == (
+        "general:demographics") else "no")
+    paragraphs = decision.summary.split("\n\n")
+    assert paragraphs[0].startswith("My advice: ")
+    assert "headache" in paragraphs[1] and "other warning signs I asked about" in paragraphs[1]
+    assert paragraphs[-1].startswith("You can keep writing")
