@@ -43,9 +43,9 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable, Mapping, Sequence
 
+from consult.vocabulary import DEMO_ACCOUNTS, NER_QUEUE
+
 ROOT = Path(__file__).resolve().parent.parent
-NER_QUEUE = "ner"
-DEMO_ACCOUNTS = (("clinician", "DEMO_CLINICIAN_PASSWORD"), ("admin", "DEMO_ADMIN_PASSWORD"))
 
 
 class LaunchError(RuntimeError):
@@ -303,7 +303,7 @@ def demo_logins(var_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     except (FileNotFoundError, ValueError):
         stored = {}
     logins = {}
-    for username, password_env in DEMO_ACCOUNTS:
+    for username, password_env, _ in DEMO_ACCOUNTS:
         logins[username] = env.get(password_env) or stored.get(username) or secrets.token_urlsafe(12)
     if logins != stored:
         var_dir.mkdir(parents=True, exist_ok=True)
@@ -321,7 +321,7 @@ def _setup(env: dict[str, str], logins: Mapping[str, str], say: Callable[[str], 
     subprocess.run(manage_command("migrate", "--noinput", "-v", "0"), env=env, cwd=ROOT, check=True)
     say("Loading defaults (prompt templates, demo accounts)…")
     setup_env = dict(env)
-    for username, password_env in DEMO_ACCOUNTS:
+    for username, password_env, _ in DEMO_ACCOUNTS:
         setup_env[password_env] = logins[username]
     subprocess.run(manage_command("load_defaults"), env=setup_env, cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)

@@ -29,12 +29,11 @@ from consult.models import (
     EntityReview,
     Message,
 )
-from consult.vocabulary import URGENCY_LABELS, URGENCY_LEVELS
+from consult.vocabulary import ASSERTIONS, URGENCY_LABELS, URGENCY_LEVELS
 
 # What a clinician may annotate; also the `types` of exported documents, which tells training that every
 # mention of these types in the text was annotated (a missing one is a true negative).
 REVIEW_TYPES: tuple[str, ...] = ("SYMPTOM", "DISEASE", "DRUG", "ANATOMY", "DURATION", "SEVERITY")
-ASSERTIONS: tuple[str, ...] = ("present", "absent", "possible", "historical", "hypothetical", "family")
 PENDING = "pending"
 KEPT_STATUSES = frozenset({PENDING, EntityReview.Status.ACCEPTED, EntityReview.Status.CORRECTED,
                            EntityReview.Status.ADDED})

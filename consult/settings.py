@@ -256,7 +256,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-NER_QUEUE = "ner"
+from consult.vocabulary import NER_QUEUE  # noqa: E402
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = NER_QUEUE
 CELERY_TASK_ROUTES = {"consult.tasks.*": {"queue": NER_QUEUE}}

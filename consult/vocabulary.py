@@ -39,3 +39,12 @@ def urgency_max(*levels: str | None) -> str | None:
     """The most urgent of `levels` (None entries ignored); None when all are None."""
     known = [level for level in levels if level is not None]
     return min(known, key=urgency_rank) if known else None
+
+
+# The Celery queue the NER worker consumes (settings, the launcher and the worker agree on it).
+NER_QUEUE = "ner"
+# The demo accounts `make run` creates: username, the environment variable holding its password, superuser.
+DEMO_ACCOUNTS: tuple[tuple[str, str, bool], ...] = (
+    ("clinician", "DEMO_CLINICIAN_PASSWORD", False),
+    ("admin", "DEMO_ADMIN_PASSWORD", True),
+)

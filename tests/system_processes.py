@@ -213,6 +213,6 @@ class SystemProcesses:
         them (manage.py load_defaults, which also seeds the prompt templates): ({username: password}, the
         environment that names those passwords, for further manage.py commands)."""
         logins = demo_logins(Path(self.env["DJANGO_VAR_DIR"]), self.env)
-        env = {**self.env, **{password_env: logins[username] for username, password_env in DEMO_ACCOUNTS}}
+        env = {**self.env, **{password_env: logins[username] for username, password_env, _ in DEMO_ACCOUNTS}}
         subprocess.run(manage_command("load_defaults"), env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         return logins, env

@@ -13,6 +13,7 @@ from consult import extraction
 # Accounts of systems that call POST /api/extract with a DRF token; they see no consultations.
 from consult.access import INTEGRATOR_GROUP
 from consult.models import PromptTemplate
+from consult.vocabulary import DEMO_ACCOUNTS
 
 CLINICIAN_PERMISSIONS = [
     "view_consultation",
@@ -28,11 +29,6 @@ CLINICIAN_PERMISSIONS = [
     "view_nermodelcard",
 ]
 
-DEMO_ACCOUNTS = [
-    # username, password env var, superuser
-    ("clinician", "DEMO_CLINICIAN_PASSWORD", False),
-    ("admin", "DEMO_ADMIN_PASSWORD", True),
-]
 
 
 class Command(BaseCommand):
