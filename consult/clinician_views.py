@@ -153,45 +153,43 @@ def case_review(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespons
     return redirect(f"{url}#ann-{annotation.key}")
 
 
-@require_POST
-@clinician_required
-def case_note(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
+def _case_write(request: HttpRequest, consultation_id: uuid.UUID, *, write, done: str, anchor: str) -> HttpResponse:
+    """Run one review-service write on the case (`write(consultation)`), show its ReviewError or `done`, and go
+    back to the case page at `anchor`."""
     consultation = get_object_or_404(Consultation, pk=consultation_id)
     try:
-        review.clinician_note_save(consultation=consultation, actor=request.user, text=request.POST.get("note", ""))
+        write(consultation)
     except review.ReviewError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, "Note saved.")
-    return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + "#note-title")
+        messages.success(request, done)
+    return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + anchor)
+
+
+@require_POST
+@clinician_required
+def case_note(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
+    return _case_write(request, consultation_id, done="Note saved.", anchor="#note-title", write=lambda c: (
+        review.clinician_note_save(consultation=c, actor=request.user, text=request.POST.get("note", ""))))
 
 
 @require_POST
 @clinician_required
 def case_urgency(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
-    consultation = get_object_or_404(Consultation, pk=consultation_id)
-    try:
-        review.clinician_urgency_save(consultation=consultation, actor=request.user,
-                                      urgency=request.POST.get("urgency", ""), reason=request.POST.get("reason", ""))
-    except review.ReviewError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, "Urgency set; the patient's page shows it with your reason.")
-    return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + "#urgency-title")
+    return _case_write(
+        request, consultation_id, done="Urgency set; the patient's page shows it with your reason.",
+        anchor="#urgency-title", write=lambda c: review.clinician_urgency_save(
+            consultation=c, actor=request.user, urgency=request.POST.get("urgency", ""),
+            reason=request.POST.get("reason", "")))
 
 
 @require_POST
 @clinician_required
 def case_patient(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
-    consultation = get_object_or_404(Consultation, pk=consultation_id)
-    try:
-        review.patient_details_save(consultation=consultation, actor=request.user,
-                                    age=request.POST.get("age", "").strip(), sex=request.POST.get("sex", ""))
-    except review.ReviewError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, "Age and sex saved.")
-    return redirect(reverse("clinician-case", kwargs={"consultation_id": consultation.id}) + "#patient-title")
+    return _case_write(request, consultation_id, done="Age and sex saved.", anchor="#patient-title",
+                       write=lambda c: review.patient_details_save(
+                           consultation=c, actor=request.user, age=request.POST.get("age", "").strip(),
+                           sex=request.POST.get("sex", "")))
 
 
 @require_POST
