@@ -31,7 +31,7 @@ MESSAGE_MAX_CHARS       Longest patient message accepted, in characters (default
 MESSAGE_PROCESS_MAX_RETRIES  Retries (exponential backoff) before a message is marked failed (default 3).
 WEBSOCKET_AUTH_TIMEOUT_S  Seconds a websocket may stay open without a valid auth frame (default 15).
 CONSULTATION_CREATE_RATE  DRF throttle rate for starting consultations per client (default 30/hour).
-PATIENT_MESSAGE_RATE    Messages one consultation may send, websocket and API together (default 20/minute).
+PATIENT_MESSAGE_RATE    Messages one consultation may send, websocket and API together (default 40/minute).
 LOGIN_FAILURE_LIMIT     Failed sign-ins per username and address before a lockout (default 5).
 LOGIN_LOCKOUT_S         How long that lockout lasts, in seconds (default 900).
 CACHE_URL               redis://host:port/N for a cache shared by several web processes (rate limits,
@@ -295,7 +295,8 @@ MESSAGE_LEASE_S = float(os.environ.get("MESSAGE_LEASE_S", "120"))
 MESSAGE_QUEUE_LEASE_S = float(os.environ.get("MESSAGE_QUEUE_LEASE_S", "3600"))
 
 # Abuse limits -------------------------------------------------------------------------------------
-PATIENT_MESSAGE_RATE = os.environ.get("PATIENT_MESSAGE_RATE", "20/minute")
+# A patient answers yes/no screening questions in a couple of seconds each: 20 a minute cut off fast tappers.
+PATIENT_MESSAGE_RATE = os.environ.get("PATIENT_MESSAGE_RATE", "40/minute")
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", "900"))
 AUTHENTICATION_BACKENDS = ["consult.security.LoginLockoutBackend"]

@@ -279,11 +279,16 @@
     el.clinicianReviewLevel.textContent = review ? review.urgency_label : "";
     el.clinicianReviewReason.textContent = review ? review.reason : "";
 
+    // The advice comes first on the page: at once when it says act now (an alert that stays in view), and once
+    // the interview has concluded for the other levels too (calmer, and it scrolls away with the page).
     var actNow = Boolean(ACT_NOW[urgency]);
-    el.advice.hidden = !actNow;
+    var shown = Boolean(urgency) && (actNow || state.status === "closed" || Boolean(review));
+    el.advice.hidden = !shown;
     el.advice.setAttribute("data-urgency", urgency || "");
-    el.adviceLevel.textContent = actNow ? urgencyLabel : "";
-    el.adviceText.textContent = actNow ? (review ? review.reason : (state.advice || "")) : "";
+    el.advice.setAttribute("role", actNow ? "alert" : "status");
+    el.advice.classList.toggle("advice--calm", shown && !actNow);
+    el.adviceLevel.textContent = shown ? urgencyLabel : "";
+    el.adviceText.textContent = shown ? (review ? review.reason : (state.advice || "")) : "";
 
     // A concluded consultation still takes messages: the patient can add what they forgot and is re-triaged.
     el.closedNotice.hidden = state.status !== "closed";

@@ -59,3 +59,32 @@ def test_emergency_instruction_is_visible_without_scrolling_on_a_phone(browser, 
         assert errors == [], errors
     finally:
         context.close()
+
+
+def test_a_concluded_interview_shows_its_advice_first_even_when_not_urgent(browser, system):
+    """Found by trying the app as a patient: advice that is not urgent (self-care, see a doctor) was carried only
+    by the last chat bubble, at the end of a long paragraph."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True,
+                                  locale="en-GB")
+    page = context.new_page()
+    try:
+        page.goto(system.base_url + "/")
+        page.click("#start-button")
+        page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}/#.+"))
+        page.wait_for_selector("#connection-status[data-state='online']", timeout=30_000)
+        _send(page, "I've had a headache since yesterday", 0)
+        replies = 1
+        while replies < 30 and page.locator("#closed-notice").is_hidden():
+            assert page.locator("#advice").is_hidden()  # no advice while the questions go on
+            question = page.locator(".message.assistant .message__bubble").last.inner_text().lower()
+            _send(page, "I'm 30, male" if "how old are you" in question else "no", replies)
+            replies += 1
+        page.wait_for_selector("#advice:not([hidden])", timeout=TIMEOUT_MS)
+        assert page.locator("#advice").get_attribute("role") == "status"
+        assert "advice--calm" in (page.locator("#advice").get_attribute("class") or "")
+        assert page.locator("#advice-level").inner_text() == page.locator("#urgency").inner_text()
+        assert page.locator("#advice-text").inner_text().strip()
+        first = page.evaluate("document.querySelector('main').innerText.trim().split('\\n')[0]")
+        assert first.strip() == page.locator("#advice-level").inner_text().strip()
+    finally:
+        context.close()
