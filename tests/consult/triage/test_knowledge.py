@@ -131,3 +131,16 @@ def test_a_broken_knowledge_base_is_refused_naming_the_entry(tmp_path, file, edi
     with pytest.raises(ValueError, match=message) as error:
         knowledge_read(directory)
     assert file in str(error.value)
+
+
+def test_every_screening_question_id_fits_where_the_interview_stores_it():
+    """A screening list's id names its findings ("screen:a+b+c+d"); TriageEvent.rule_id stores it (PostgreSQL
+    enforces the length)."""
+    from consult.models import TriageEvent
+    from consult.triage import TriageSettings
+
+    size = TriageSettings().screening_size
+    limit = TriageEvent._meta.get_field("rule_id").max_length
+    for complaint in KNOWLEDGE.complaints:
+        longest = sorted(complaint.questions, key=len, reverse=True)[:size]
+        assert len("screen:" + "+".join(longest)) <= limit, complaint.id
