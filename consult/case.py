@@ -198,8 +198,7 @@ def consultation_retriage(*, consultation: Consultation,
     left out). No earlier level is carried over (`previous_urgency` None): the level is what the reviewed
     findings reach on their own, so that a rejected mention can lower it. None before any processed patient
     message."""
-    from consult.services import triage_engine_get
-    from consult.triage import TriageInput, Turn
+    from consult import services  # services imports the extraction stack; only the interview is needed here
 
     if messages is None:
         messages = review.messages_with_annotations(consultation=consultation)
@@ -208,21 +207,12 @@ def consultation_retriage(*, consultation: Consultation,
     if not processed:
         return None
     patient = patient[:processed[-1] + 1]
-    state = consultation.triage_state or {}
-    answered = state.get("answered") or {}
-    asked_after = state.get("asked") or {}
-    turns = []
-    for message, annotations in patient:
-        entities = tuple(
-            {"start": a.start, "end": a.end, "type": a.type, "text": a.text,
-             "attributes": {**(a.attributes or {}), "assertion": a.assertion}}
-            for a in annotations if a.kept
-        )
-        turns.append(Turn(text=message.text, entities=entities, answered=answered.get(str(message.id))))
-    # The questions asked after the earlier messages; the last message's own question is decided now.
-    asked = tuple(asked_after[str(m.id)] for m, _ in patient[:-1] if asked_after.get(str(m.id)))
-    decision = triage_engine_get().decide(TriageInput(turns=tuple(turns), asked=asked, previous_urgency=None,
-                                                      age=consultation.age, sex=consultation.sex or None))
+    # No earlier level carried over: the level is what the reviewed findings reach on their own.
+    triage_input = services.triage_input_build(
+        consultation=consultation, messages=[(m, [a for a in annotations if a.kept]) for m, annotations in patient],
+        current=patient[-1][0], answered=(consultation.triage_state or {}).get("answered") or {},
+        previous_urgency=None)
+    decision = services.triage_engine_get().decide(triage_input)
     red_flag_ids = set(decision.red_flags)
     return Retriage(
         urgency=decision.urgency,

@@ -6,6 +6,7 @@ import logging
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -233,28 +234,35 @@ def triage_engine_get():
     return TriageEngine(knowledge_load(), differential=differential, assertion_of=extraction.assertions_detect)
 
 
-def _triage_input_build(*, consultation: Consultation, message: Message, answered: dict[str, str]):
+def triage_input_build(*, consultation: Consultation, messages: Sequence[tuple[Message, Iterable[Any]]],
+                       current: Message, answered: Mapping[str, str], previous_urgency: str | None):
+    """The interview's input for `messages` (patient messages in order, each with its mentions: objects with
+    start, end, type, text, attributes and assertion, i.e. Entity rows or review Annotations). `answered` maps a
+    message id (str) to the question it answered; the questions asked after every message but `current` come
+    from the consultation's triage state (`current`'s own question is decided now)."""
     from consult.triage import TriageInput, Turn
 
+    turns = tuple(
+        Turn(text=message.text, answered=answered.get(str(message.id)), entities=tuple(
+            {"start": m.start, "end": m.end, "type": m.type, "text": m.text,
+             "attributes": {**(m.attributes or {}), "assertion": m.assertion}} for m in mentions))
+        for message, mentions in messages
+    )
+    asked_after = (consultation.triage_state or {}).get("asked") or {}
+    asked = tuple(asked_after[str(m.id)] for m, _ in messages if m.id != current.id and asked_after.get(str(m.id)))
+    return TriageInput(turns=turns, asked=asked, previous_urgency=previous_urgency,
+                       age=consultation.age, sex=consultation.sex or None)
+
+
+def _triage_input_build(*, consultation: Consultation, message: Message, answered: dict[str, str]):
     messages = list(
         consultation.messages.filter(role=Message.Role.PATIENT, created_at__lte=message.created_at)
         .exclude(status=Message.Status.FAILED)
         .order_by("created_at", "id")
         .prefetch_related("entities")
     )
-    turns = []
-    for patient_message in messages:
-        entities = tuple(
-            {"start": e.start, "end": e.end, "type": e.type, "text": e.text,
-             "attributes": {**(e.attributes or {}), "assertion": e.assertion}}
-            for e in patient_message.entities.all()
-        )
-        turns.append(Turn(text=patient_message.text, entities=entities, answered=answered.get(str(patient_message.id))))
-    # The questions asked after the earlier messages, in order; this message's own question is decided now.
-    asked_after = (consultation.triage_state or {}).get("asked") or {}
-    asked = tuple(asked_after[str(m.id)] for m in messages if m.id != message.id and asked_after.get(str(m.id)))
-    return TriageInput(turns=tuple(turns), asked=asked, previous_urgency=consultation.urgency,
-                       age=consultation.age, sex=consultation.sex or None)
+    return triage_input_build(consultation=consultation, messages=[(m, m.entities.all()) for m in messages],
+                              current=message, answered=answered, previous_urgency=consultation.urgency)
 
 
 def _reply_text_build(*, decision) -> str:
