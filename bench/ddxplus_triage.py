@@ -7,7 +7,8 @@ Each patient of DDXPlus's `release_test_patients_sample2611.csv` (CC-BY 4.0; spl
 `consult.triage.differential.patients_split`, the rule the differential's estimates also use: they come from the
 dev half only) opens with a message rendered from its INITIAL_EVIDENCE in plain words (bench/data/ddxplus_phrases.json,
 written independently of the knowledge base's synonyms), then answers the assistant's questions from its evidences
-("no" for evidences it lacks). Every message goes through the app's own path: `consult.extraction.entities_extract`
+("no" for evidences it lacks; a finding the knowledge base defines by values of a multiple-choice evidence, such as
+chest pain by the sites of E_55, is "yes" when the patient has any of them). Every message goes through the app's own path: `consult.extraction.entities_extract`
 (the NER model and its clinical context) and `consult.services.triage_engine_get()` (the interview engine the worker
 runs), one turn at a time; extraction results are cached per distinct text.
 
@@ -58,6 +59,7 @@ class SimulatedPatient:
         self.phrases = phrases
         self.engine = engine
         self.binary = evidences_binary(patient.evidences)
+        self.told = {patient.initial_evidence}  # the symptoms this patient has said they have
         self.values: dict[str, list[str]] = {}
         for evidence in patient.evidences:
             if "_@_" in evidence:
@@ -68,7 +70,7 @@ class SimulatedPatient:
         """Every message this patient can send (extracted up front, in batches)."""
         texts = {self.statement(self.patient.initial_evidence, self.patient.row + k) for k in range(3)}
         texts |= {self.answer(q, 0) for q in ("site:pain", "general:demographics", "general:severity")}
-        return texts | {"yes", "no", "a few days", "none"}
+        return texts | {"yes", "no", "a few days", "none", "no, nothing else"}
 
     def statement(self, evidence: str, variant: int) -> str:
         statements = self.phrases[evidence]["statements"]
@@ -78,9 +80,27 @@ class SimulatedPatient:
         return self.statement(self.patient.initial_evidence, self.patient.row)
 
     def _has(self, evidences) -> bool:
-        return any(e in self.binary for e in evidences)
+        """Any of the knowledge base's DDXPlus evidences of a finding: binary names ("E_91") or values of a
+        multiple-choice evidence ("E_55_@_V_29", pain in the lower chest)."""
+        return any(e in self.binary or e in self.patient.evidences for e in evidences)
 
     def answer(self, question_id: str, repeat: int) -> str:
+        text = self._answer(question_id, repeat)
+        kind, _, key = question_id.partition(":")
+        if text == "yes" and kind in ("finding", "screen", "ddx"):
+            ids = key.split("+") if kind == "screen" else [key]
+            findings = [self.engine.knowledge.findings[f] for f in ids if f in self.engine.knowledge.findings]
+            self.told |= {e for f in findings for e in f.ddxplus} | ({key} if kind == "ddx" else set())
+        return text
+
+    def volunteered(self) -> list[str]:
+        """The symptoms (not antecedents) this patient has but has not said, that a closing "anything else?"
+        brings out: at most two, in DDXPlus's evidence order."""
+        symptoms = {e.name for e in self.engine.differential.evidences if not e.is_antecedent}
+        untold = sorted((self.binary & symptoms) - self.told, key=lambda name: int(name[2:]))
+        return [name for name in untold if self.phrases.get(name, {}).get("statements")][:2]
+
+    def _answer(self, question_id: str, repeat: int) -> str:
         kind, _, key = question_id.partition(":")
         if kind == "complaint":
             return self.statement(self.patient.initial_evidence, self.patient.row + 1 + repeat)
@@ -89,7 +109,8 @@ class SimulatedPatient:
         if kind == "screen":
             return "yes" if any(self._has(self.engine.knowledge.findings[f].ddxplus) for f in key.split("+")) else "no"
         if kind == "ddx":
-            return "yes" if key in self.binary else "no"
+            finding = self.engine.knowledge.findings.get(key)  # a finding defined by a group of values
+            return "yes" if (self._has(finding.ddxplus) if finding else key in self.binary) else "no"
         if kind == "site":
             places = [self.phrases["E_55"]["values"][v] for v in self.values.get("E_55", []) if v != "V_123"]
             return " and ".join(places[:3]) if places else "I'm not sure"
@@ -103,6 +124,10 @@ class SimulatedPatient:
             return "a few days"
         if key == "pregnancy":
             return "no"
+        if key == "anything_else":
+            untold = self.volunteered()
+            self.told |= set(untold)
+            return ". Also, ".join(self.statement(e, self.patient.row) for e in untold) if untold else "no, nothing else"
         return "none"  # history (medicines, conditions, allergies): DDXPlus's antecedents are asked as their own questions
 
 

@@ -225,13 +225,14 @@ def triage_engine_get():
     settings.DDXPLUS_DIR holds DDXPlus (else the knowledge base alone) and ner_engine's assertion rules."""
     from consult.triage import DifferentialModel, TriageEngine, knowledge_load
 
+    knowledge = knowledge_load()
     differential = None
     directory = settings.DDXPLUS_DIR
     if directory and (directory / "release_conditions.json").exists():
-        differential = DifferentialModel.from_directory(directory)
+        differential = DifferentialModel.from_directory(directory, groups=knowledge.ddxplus_groups())
     else:
         logger.warning("DDXPlus not found at %s: the interview runs without its differential", directory)
-    return TriageEngine(knowledge_load(), differential=differential, assertion_of=extraction.assertions_detect)
+    return TriageEngine(knowledge, differential=differential, assertion_of=extraction.assertions_detect)
 
 
 def triage_input_build(*, consultation: Consultation, messages: Sequence[tuple[Message, Iterable[Any]]],

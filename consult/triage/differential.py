@@ -8,8 +8,10 @@ questions a doctor asks come from its knowledge base; P(evidence | pathology) an
 half of its test patients (`patients_split`), smoothed towards the knowledge base's lists: an evidence the knowledge base
 lists for a pathology has prior probability `LISTED_PRIOR`, any other `UNLISTED_PRIOR`.
 
-Model: naive Bayes over the binary evidences (symptoms and antecedents) plus age band and sex. Question
-selection: the unasked binary evidence with the largest expected information gain (bits) about the pathology.
+Model: naive Bayes over the binary evidences (symptoms and antecedents), the knowledge base's grouped values of
+DDXPlus's multiple-choice evidences (pain by site, E_55: "chest pain" is any of lower chest, upper chest, side of
+the chest or breast; `groups`), age band and sex. Question selection: the unasked feature with the largest expected
+information gain (bits) about the pathology.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import ast
 import csv
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from consult.vocabulary import URGENCY_LEVELS
 
 LISTED_PRIOR = 0.5
 UNLISTED_PRIOR = 0.01
+GROUP_LISTED_PRIOR = 0.2  # a group of values of an evidence the pathology lists (E_55 pain site: any site)
 PRIOR_WEIGHT = 2.0  # pseudo-patients behind the prior
 AGE_BANDS = (0, 1, 5, 16, 30, 45, 60, 75, 200)  # years; band i is [AGE_BANDS[i], AGE_BANDS[i+1])
 PATIENTS_FILE = "release_test_patients_sample2611.csv"
@@ -94,10 +97,15 @@ def _age_band(age: float) -> int:
 
 
 class DifferentialModel:
-    """Holds the pathologies (D = 49), the binary evidences (E = 208) and P(evidence | pathology) [D, E]."""
+    """Holds the pathologies (D = 49), the features (E = 208 binary evidences + one per group) and
+    P(feature | pathology) [D, E].
+
+    `groups` maps a feature name (the knowledge base's finding id, e.g. "chest_pain") to values of DDXPlus
+    multiple-choice evidences ("E_55_@_V_29"); a patient has the feature when they have any of the values. Raises
+    ValueError for a group value that is not an "E_xx_@_V_yy" of a multiple-choice evidence."""
 
     def __init__(self, *, conditions: Mapping[str, Mapping], evidences: Mapping[str, Mapping],
-                 patients: Sequence[Patient]) -> None:
+                 patients: Sequence[Patient], groups: Mapping[str, Collection[str]] | None = None) -> None:
         self.pathologies: list[str] = sorted(conditions)
         self.severity = np.array([int(conditions[p]["severity"]) for p in self.pathologies])  # [D]
         self.icd10 = [str(conditions[p]["icd10-id"]) for p in self.pathologies]
@@ -108,15 +116,27 @@ class DifferentialModel:
         self.evidences = [
             Evidence(n, str(evidences[n]["question_en"]), bool(evidences[n]["is_antecedent"])) for n in binary
         ]
+        self.groups = {name: frozenset(values) for name, values in (groups or {}).items()}
+        for name, values in self.groups.items():
+            for value in values:
+                base, _, code = value.partition("_@_")
+                if not code or evidences.get(base, {}).get("data_type") != "M" or code not in evidences[base].get(
+                        "possible-values", []):
+                    raise ValueError(f"group {name!r}: {value!r} is not a value of a DDXPlus multiple-choice evidence")
+            # The group's question is the knowledge base's (the engine asks it in the finding's words).
+            self.evidences.append(Evidence(name, "", False))
         self.evidence_index = {e.name: i for i, e in enumerate(self.evidences)}
         d_count, e_count = len(self.pathologies), len(self.evidences)
         index = {p: i for i, p in enumerate(self.pathologies)}
 
         prior = np.full((d_count, e_count), UNLISTED_PRIOR)  # [D, E]
         for p, condition in conditions.items():
-            for name in list(condition.get("symptoms", {})) + list(condition.get("antecedents", {})):
-                if name in self.evidence_index:
-                    prior[index[p], self.evidence_index[name]] = LISTED_PRIOR
+            listed = set(condition.get("symptoms", {})) | set(condition.get("antecedents", {}))
+            for name in listed & set(self.evidence_index):
+                prior[index[p], self.evidence_index[name]] = LISTED_PRIOR
+            for name, values in self.groups.items():
+                if any(v.partition("_@_")[0] in listed for v in values):
+                    prior[index[p], self.evidence_index[name]] = GROUP_LISTED_PRIOR
         counts = np.zeros((d_count, e_count))  # [D, E]
         n_patients = np.zeros(d_count)  # [D]
         age_counts = np.ones((d_count, len(AGE_BANDS) - 1))  # [D, A] Laplace
@@ -127,6 +147,9 @@ class DifferentialModel:
             for name in evidences_binary(patient.evidences):
                 if (e := self.evidence_index.get(name)) is not None:
                     counts[d, e] += 1
+            for name, values in self.groups.items():
+                if values & patient.evidences:
+                    counts[d, self.evidence_index[name]] += 1
             age_counts[d, _age_band(patient.age)] += 1
             sex_counts[d, 0 if patient.sex == "female" else 1] += 1
         self.likelihood = (counts + PRIOR_WEIGHT * prior) / (n_patients[:, None] + PRIOR_WEIGHT)  # [D, E]
@@ -137,13 +160,14 @@ class DifferentialModel:
         self.prior = (n_patients + 1.0) / (n_patients.sum() + d_count)
 
     @classmethod
-    def from_directory(cls, directory: str | Path, *, split: str = "dev") -> DifferentialModel:
+    def from_directory(cls, directory: str | Path, *, split: str = "dev",
+                       groups: Mapping[str, Collection[str]] | None = None) -> DifferentialModel:
         """Read DDXPlus from `directory`; estimate from the patients of `split` ('dev', or 'all')."""
         directory = Path(directory)
         conditions = json.loads((directory / "release_conditions.json").read_text(encoding="utf-8"))
         evidences = json.loads((directory / "release_evidences.json").read_text(encoding="utf-8"))
         patients = [p for p in patients_read(directory) if split == "all" or patients_split(p.row) == split]
-        return cls(conditions=conditions, evidences=evidences, patients=patients)
+        return cls(conditions=conditions, evidences=evidences, patients=patients, groups=groups)
 
     # ------------------------------------------------------------------- inference
 

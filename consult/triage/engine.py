@@ -35,7 +35,9 @@ PAIN_SITE_QUESTION = "Where exactly is the pain?"
 # The assertion a yes / no / "not sure" answer gives the finding asked about.
 _ANSWER_ASSERTION = {"yes": "present", "no": "absent", "unsure": "unsure"}
 # The general questions, in this order, after the complaint's own questions.
-GENERAL_ORDER = ("duration", "severity", "demographics", "pregnancy", "history")
+# "anything_else" closes every interview: a patient answers what is asked, and a second symptom nobody asked about
+# (palpitations beside a headache) changes the complaint, its red flags and the differential.
+GENERAL_ORDER = ("duration", "severity", "demographics", "pregnancy", "history", "anything_else")
 # Messages that carry no clinical content: the interview keeps asking for the complaint.
 _SMALL_TALK = re.compile(
     r"^(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|is anyone there|anyone there|are you there|"
@@ -363,7 +365,8 @@ class TriageEngine:
             if state is None or state.assertion == "unsure":
                 continue
             for name in finding.ddxplus:
-                observed[name] = state.assertion in ("present", "possible", "historical")
+                # A finding defined by a group of values is the differential's feature of the finding's own id.
+                observed[finding.id if "_@_" in name else name] = state.assertion in ("present", "possible", "historical")
         for name, answer in interview.ddx_answers.items():
             if answer != "unsure":
                 observed[name] = answer == "yes"
@@ -459,6 +462,8 @@ class TriageEngine:
             return (conversation.pregnant is None and conversation.sex == "female"
                     and (conversation.age is None or 12 <= conversation.age <= 55)
                     and any(c.pregnancy_relevant for c in interview.complaints))
+        if general == "anything_else":
+            return True  # asked once (`_next_question`)
         return not (conversation.medications or conversation.conditions or conversation.allergies)  # history
 
     def _differential_question(self, inp: TriageInput, interview: _Interview, posterior) -> Question | None:
@@ -473,6 +478,7 @@ class TriageEngine:
             return None
         exclude = {q.removeprefix("ddx:") for q in asked_ddx} | set(self._ddx_observed(interview))
         exclude |= {e for f in interview.conversation.findings for e in self.knowledge.findings[f].ddxplus}
+        exclude |= set(interview.conversation.findings)  # the features of grouped findings (`ddxplus_groups`)
         found = model.next_question(posterior, exclude=exclude)
         if found is None or found[1] < self.settings.differential_min_gain:
             return None

@@ -19,9 +19,9 @@ from consult.vocabulary import URGENCY_LEVELS
 
 KNOWLEDGE_DIR = Path(__file__).with_name("knowledge")
 # demographics: age and sex in one question; history: medicines, long-term conditions and allergies in one.
-GENERAL_QUESTION_IDS: tuple[str, ...] = ("duration", "severity", "demographics", "pregnancy", "history")
+GENERAL_QUESTION_IDS: tuple[str, ...] = ("duration", "severity", "demographics", "pregnancy", "history", "anything_else")
 _ID = re.compile(r"[a-z][a-z0-9_]*")
-_DDXPLUS_ID = re.compile(r"E_\d+")
+_DDXPLUS_ID = re.compile(r"E_\d+(_@_V_\d+)?")
 CODE_SYSTEMS = ("hpo", "icd10cm")
 
 
@@ -41,7 +41,9 @@ class Finding:
     question: str
     synonyms: tuple[str, ...]
     codes: Mapping[str, tuple[str, ...]]  # system ("hpo" | "icd10cm") -> codes
-    ddxplus: tuple[str, ...]  # DDXPlus binary evidence names ("E_91") meaning the same finding
+    # DDXPlus evidences meaning the same finding: binary evidence names ("E_91"), or values of a multiple-choice
+    # evidence ("E_55_@_V_29", pain in the lower chest) of which any one means the finding (`KnowledgeBase.ddxplus_groups`).
+    ddxplus: tuple[str, ...]
     source: str
 
 
@@ -92,8 +94,16 @@ class KnowledgeBase:
     general_questions: Mapping[str, str]  # general question id -> its text
 
     def finding_for_ddxplus(self) -> dict[str, str]:
-        """DDXPlus evidence name -> the finding id that means it."""
-        return {e: f.id for f in self.findings.values() for e in f.ddxplus}
+        """Differential feature name -> the finding id that means it: DDXPlus binary evidence names, and the
+        finding id itself for a finding defined by a group of values (`ddxplus_groups`)."""
+        found = {e: f.id for f in self.findings.values() for e in f.ddxplus if "_@_" not in e}
+        return found | {f: f for f in self.ddxplus_groups()}
+
+    def ddxplus_groups(self) -> dict[str, frozenset[str]]:
+        """Finding id -> the values of DDXPlus multiple-choice evidences any one of which means the finding
+        ("chest_pain" -> {"E_55_@_V_29", ...}); the differential's feature for the finding (`DifferentialModel`)."""
+        groups = {f.id: frozenset(e for e in f.ddxplus if "_@_" in e) for f in self.findings.values()}
+        return {finding_id: values for finding_id, values in groups.items() if values}
 
 
 def _fail(where: str, message: str) -> ValueError:

@@ -68,3 +68,43 @@ def test_a_weight_below_one_tempers_the_posterior(model):
     # With no evidence the weight changes nothing.
     assert np.allclose(model.posterior({}, evidence_weight=0.7), model.posterior({}))
 
+
+
+@pytest.fixture(scope="module")
+def grouped():
+    from consult.triage import knowledge_load
+
+    return DifferentialModel.from_directory(DDXPLUS, groups=knowledge_load().ddxplus_groups())
+
+
+def test_a_grouped_finding_is_a_feature_estimated_from_any_of_its_values(grouped):
+    # Chest pain is any of DDXPlus's chest sites of E_55: cardiac pathologies have it far more often than URTI.
+    chest = grouped.evidence_index["chest_pain"]
+    likelihood = dict(zip(grouped.pathologies, grouped.likelihood[:, chest]))
+    assert likelihood["Possible NSTEMI / STEMI"] > 0.5 > 0.1 > likelihood["URTI"]
+    with_pain = grouped.ranked(grouped.posterior({"chest_pain": True, "E_66": True}), top=5)
+    without = grouped.ranked(grouped.posterior({"chest_pain": False, "E_66": True}), top=5)
+    cardiac = {"Possible NSTEMI / STEMI", "Unstable angina", "Stable angina", "Pericarditis", "Pulmonary embolism"}
+    assert len(cardiac & {r.pathology for r in with_pain}) > len(cardiac & {r.pathology for r in without})
+
+
+def test_a_group_value_that_is_not_a_multiple_choice_value_is_refused():
+    with pytest.raises(ValueError, match="multiple-choice"):
+        DifferentialModel.from_directory(DDXPLUS, groups={"chest_pain": ["E_66_@_V_1"]})
+    with pytest.raises(ValueError, match="multiple-choice"):
+        DifferentialModel.from_directory(DDXPLUS, groups={"chest_pain": ["E_55_@_V_99999"]})
+
+
+def test_every_ddxplus_evidence_the_knowledge_base_names_exists():
+    import json
+
+    from consult.triage import knowledge_load
+
+    evidences = json.loads((DDXPLUS / "release_evidences.json").read_text(encoding="utf-8"))
+    unknown = []
+    for finding in knowledge_load().findings.values():
+        for name in finding.ddxplus:
+            base, _, value = name.partition("_@_")
+            if base not in evidences or (value and value not in evidences[base]["possible-values"]):
+                unknown.append(f"{finding.id}: {name}")
+    assert not unknown

@@ -138,3 +138,22 @@ def test_the_patients_summary_gives_the_advice_first_and_counts_the_denied_warni
     assert paragraphs[0].startswith("My advice: ")
     assert "headache" in paragraphs[1] and "other warning signs I asked about" in paragraphs[1]
     assert paragraphs[-1].startswith("You can keep writing")
+
+
+def test_every_interview_closes_with_anything_else_once(engine):
+    decision, asked = converse(engine, "I've had a sore throat for two days", lambda q: "no")
+    assert decision.concluded
+    assert asked.count("general:anything_else") == 1 and asked[-1] == "general:anything_else"
+
+
+def test_a_symptom_told_at_anything_else_brings_its_own_red_flags(engine):
+    # Pain in the temple alone ends in self-care; palpitations with faintness, told only when asked whether there
+    # is anything else (a DDXPlus PSVT patient), are a red flag the disposition must not miss.
+    def answers(question):
+        if question.id == "general:anything_else":
+            return "my heart keeps racing and I feel like I'm going to faint"
+        return "28, female" if question.id == "general:demographics" else "no"
+
+    decision, asked = converse(engine, "I have a mild headache at my temple", answers)
+    assert "general:anything_else" in asked
+    assert urgency_rank(decision.urgency) <= urgency_rank("emergency"), decision.reasons
