@@ -34,8 +34,10 @@ from ner_engine.context.attributes import attributes_find, attributes_link  # no
 from ner_engine.context.dictionaries import (CODED_CORPORA, TRAINING_SPLITS, code_parse,  # noqa: E402
                                              dictionaries_installed, dictionary_build, dictionary_save)
 from ner_engine.context.embeddings import cache_dir, cache_key, cache_paths  # noqa: E402
-from ner_engine.context.normalisation import (LAY_CHECK_FILE, SYSTEMS_BY_TYPE, Normaliser, coding_check_load,  # noqa: E402
-                                              abbreviations_find, term_normalise, vocabulary_key)
+from ner_engine.context.normalisation import (LAY_CHECK_FILE, SYSTEMS_BY_TYPE, Normaliser,  # noqa: E402
+                                              coding_check_load)
+from ner_engine.context.terms import abbreviations_find, term_normalise  # noqa: E402
+from ner_engine.context.vocabularies import vocabulary_key  # noqa: E402
 from ner_engine.datasets import DEFAULT_DATA_DIR  # noqa: E402
 from ner_engine.types import Entity  # noqa: E402
 

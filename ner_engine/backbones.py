@@ -1,4 +1,7 @@
-"""Finding and loading encoders: the embedded default, a local path, or a Hugging Face hub name."""
+"""Finding and loading encoders: the embedded default, a local path, or a Hugging Face hub name.
+
+torch and transformers are imported inside the functions that use them: importing them costs seconds, and
+`backbone_path` (the context pipeline's sentence encoder) needs neither."""
 from __future__ import annotations
 
 import importlib.util

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ner_engine.lay_data import generated_documents, symptom_relabel
 from ner_engine.readers import brat_documents, conll_documents, pubtator_documents
 from ner_engine.types import Document, Span
 
@@ -70,16 +71,12 @@ def _medred(data_dir: Path, split: str) -> list[Document]:
 def _symptom_relabelled(load: Callable[[Path, str], list[Document]], disease_label: str):
     """A corpus loader whose sign/symptom Disease mentions come back labelled `Symptom` (see lay_data)."""
     def relabelled(data_dir: Path, split: str) -> list[Document]:
-        from ner_engine.lay_data import symptom_relabel
-
         return symptom_relabel(load(data_dir, split), disease_label=disease_label)
 
     return relabelled
 
 
 def _generated(data_dir: Path, split: str) -> list[Document]:
-    from ner_engine.lay_data import generated_documents
-
     documents = generated_documents(split, data_dir=data_dir)
     for document in documents:  # the loader speaks corpus labels; the generator writes project types
         document.spans = [Span(s.start, s.end, s.type.lower()) for s in document.spans]

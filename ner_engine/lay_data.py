@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from ner_engine.context.normalisation import Normaliser
 from ner_engine.types import Document, Span
 
 PHRASES_FILE = Path(__file__).with_name("data") / "lay_phrases.json"
@@ -76,14 +77,12 @@ def hpo_lay_symptoms(path: str | Path) -> list[str]:
     return sorted(found)
 
 
-def generated_documents(split: str, *, data_dir: str | Path | None = None, count: int | None = None) -> list[Document]:
+def generated_documents(split: str, *, data_dir: str | Path, count: int | None = None) -> list[Document]:
     """Template sentences with exact spans. train: 4000, dev: 300, test: 300 (seeds 0 / 1 / 2); the HPO
-    synonyms are split by a hash-free rule (sorted, every 5th to dev/test) so dev never sees train's."""
-    from ner_engine.datasets import DEFAULT_DATA_DIR
-
+    synonyms (`data_dir`/vocab/HPO/hp.obo.gz, left out when absent) are split by a hash-free rule (sorted,
+    every 5th to dev/test) so dev never sees train's."""
     data = phrases()
-    root = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
-    hpo_path = root / "vocab" / "HPO" / "hp.obo.gz"
+    hpo_path = Path(data_dir) / "vocab" / "HPO" / "hp.obo.gz"
     hpo = hpo_lay_symptoms(hpo_path) if hpo_path.exists() else []
     held_out = split != "train"
     hpo = [s for i, s in enumerate(hpo) if (i % 5 == 0) == held_out]
@@ -144,8 +143,6 @@ def symptom_codes(mentions: Sequence[str]) -> dict[str, bool]:
     cached: dict[str, bool] = json.loads(path.read_text()) if path.exists() else {}
     missing = sorted({m for m in mentions if m not in cached})
     if missing:
-        from ner_engine.context.normalisation import Normaliser
-
         normaliser = Normaliser(embeddings="off", dictionaries=())
         for mention in missing:
             codes = normaliser.normalise(mention, "DISEASE", systems=["ICD-10-CM"])

@@ -356,7 +356,7 @@ def lora_apply(model: PromptBioMRC) -> PromptBioMRC:
     """Freeze the encoder and add LoRA adapters; soft prompts and the span head stay trainable."""
     if model.config.lora_rank <= 0:
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # optional: only LoRA configs need peft
 
     lora = LoraConfig(r=model.config.lora_rank, lora_alpha=model.config.lora_alpha, lora_dropout=0.05,
                       target_modules=model.config.lora_targets, bias="none")

@@ -27,13 +27,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
         "broker URL from the Celery app; the app's worker signals (celery) start the sweeper; tasks imports "
         "all three. Breaking it means the delivery.py / worker.py split of issue 15."
     ),
-    frozenset({"ner_engine.context.dictionaries", "ner_engine.context.normalisation", "ner_engine.datasets",
-               "ner_engine.lay_data"}): (
-        "issue 15: dictionaries imports normalisation's term helpers and normalisation's vocabulary loader "
-        "imports dictionaries on call; dictionaries reaches datasets, datasets and lay_data import each other on "
-        "call, and lay_data calls normalisation. Left to the ner_engine/context split (terms.py / "
-        "vocabularies.py), which another change owns."
-    ),
 }
 
 

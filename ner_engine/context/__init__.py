@@ -23,10 +23,11 @@ from collections.abc import Sequence
 
 from ner_engine.context.assertion import ASSERTIONS, EXPERIENCERS, AssertionDetector
 from ner_engine.context.attributes import KINDS, Attribute, attributes_find, attributes_link
-from ner_engine.context.normalisation import DEFAULT_THRESHOLD, SYSTEMS_BY_TYPE, Normaliser, body_sites
+from ner_engine.context.normalisation import DEFAULT_THRESHOLD, SYSTEMS_BY_TYPE, Normaliser
 from ner_engine.context.language import LanguageResult, language_detect
 from ner_engine.context.spelling import word_type
 from ner_engine.context.surface import SurfaceView, mention_resolve, surface_view
+from ner_engine.context.terms import body_sites
 from ner_engine.types import CORE_TYPES, Entity
 
 _POSSESSIVE = re.compile(r"\b(?:my|his|her|their|our|your|the|both|a|left|right|bilateral)\s+", re.IGNORECASE)

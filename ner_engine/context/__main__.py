@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 from ner_engine.context.dictionaries import CODED_CORPORA, TRAINING_SPLITS, dictionaries_dir, dictionary_build, \
     dictionary_save
+from ner_engine.context.embeddings import cache_key, cache_paths
+from ner_engine.context.normalisation import Normaliser
+from ner_engine.datasets import DEFAULT_DATA_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build-dictionary", help="learn mention -> code dictionaries from training splits")
     build.add_argument("corpora", nargs="+", choices=sorted(CODED_CORPORA), metavar="CORPUS")
-    build.add_argument("--data-dir", type=Path, default=None,
+    build.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                        help="corpora root (default: NER_DATA_DIR or ../shared/data)")
     build.add_argument("--out", type=Path, default=None,
                        help="output folder (default: NER_CONTEXT_DICTIONARIES or var/context_dictionaries)")
@@ -60,11 +64,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def embeddings_build(cache: Path | None, *, prune: bool = False) -> int:
-    import time
-
-    from ner_engine.context.embeddings import cache_key, cache_paths
-    from ner_engine.context.normalisation import Normaliser
-
     normaliser = Normaliser(embeddings="build", cache_directory=cache)
     used = set()
     for system in normaliser.embedding_systems():

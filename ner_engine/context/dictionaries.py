@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ner_engine.context.normalisation import term_normalise
+from ner_engine.context.terms import term_normalise
 
 DICTIONARIES_ENV = "NER_CONTEXT_DICTIONARIES"
 DEFAULT_DICTIONARIES_DIR = Path(__file__).resolve().parents[2] / "var" / "context_dictionaries"
@@ -138,14 +138,11 @@ def dictionary_from_mentions(mentions: Iterable[CodedMention]) -> list[Dictionar
     return entries
 
 
-def dictionary_build(corpus: str, *, splits: Sequence[str] = TRAINING_SPLITS,
-                     data_dir: str | Path | None = None) -> list[DictionaryEntry]:
-    """The mention -> code dictionary of a registered coded corpus's `splits` (train + dev by default).
+def dictionary_build(corpus: str, *, data_dir: str | Path,
+                     splits: Sequence[str] = TRAINING_SPLITS) -> list[DictionaryEntry]:
+    """The mention -> code dictionary of a registered coded corpus's `splits` (train + dev by default), read
+    from the corpora root `data_dir` (the command line defaults it to `ner_engine.datasets.DEFAULT_DATA_DIR`).
     Never pass "test": the dictionary would then be scored on what it memorised."""
-    if data_dir is None:
-        from ner_engine.datasets import DEFAULT_DATA_DIR
-
-        data_dir = DEFAULT_DATA_DIR
     return dictionary_from_mentions(corpus_coded_mentions(corpus, splits, data_dir))
 
 

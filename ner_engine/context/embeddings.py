@@ -33,6 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ner_engine.backbones import backbone_path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the file lock is a no-op
+    fcntl = None
+
 log = logging.getLogger(__name__)
 
 EMBEDDINGS_ENV = "NER_CONTEXT_EMBEDDINGS"
@@ -69,8 +76,6 @@ class SentenceEncoder:
         self._lock = threading.Lock()
 
     def _path(self) -> Path:
-        from ner_engine.backbones import backbone_path
-
         return Path(backbone_path(self.name))
 
     @property
@@ -97,6 +102,7 @@ class SentenceEncoder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
+                    # torch and transformers are imported on use (seconds): a lexical-only pipeline never needs them
                     from transformers import AutoModel, AutoTokenizer
 
                     path = str(self._path())
@@ -108,7 +114,7 @@ class SentenceEncoder:
 
     def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """(len(texts), dim) float32, each row of unit length. Texts are batched by length (less padding)."""
-        import torch
+        import torch  # on use, as above
 
         self.load()
         size = batch_size or self.batch_size
@@ -134,7 +140,7 @@ class EmbeddingIndex:
     names; `search` returns the best concepts by cosine similarity."""
 
     def __init__(self, matrix: np.ndarray, row_concepts: Sequence[Sequence[int]]) -> None:
-        import torch
+        import torch  # on use, as above
 
         if len(matrix) != len(row_concepts):
             raise ValueError(f"{len(matrix)} embedding rows for {len(row_concepts)} terms")
@@ -144,7 +150,7 @@ class EmbeddingIndex:
 
     def search(self, query: np.ndarray, k: int = 10) -> list[tuple[float, int]]:
         """(cosine, concept index) of the `k` most similar concepts (each at its best term), best first."""
-        import torch
+        import torch  # on use, as above
 
         if self._tensor is None:
             return []
@@ -260,9 +266,7 @@ class _FileLock:
         self._handle = None
 
     def __enter__(self) -> "_FileLock":
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
+        if fcntl is None:
             return self
         self._handle = open(self.path, "a")
         fcntl.flock(self._handle, fcntl.LOCK_EX)
@@ -270,7 +274,5 @@ class _FileLock:
 
     def __exit__(self, *exc) -> None:
         if self._handle is not None:
-            import fcntl
-
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()

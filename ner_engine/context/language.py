@@ -23,7 +23,8 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 
-from ner_engine.context.surface import surface_view
+from ner_engine.context.spelling import known_word, spelling_correct
+from ner_engine.context.surface import abbreviations, surface_view
 
 MIN_CONFIDENCE = 0.5
 MAX_ENGLISH = 0.2
@@ -66,6 +67,7 @@ def detector():
     if _detector is None:
         with _lock:
             if _detector is None:
+                # imported here: lingua's import and language models cost seconds, paid by the first detection
                 from lingua import Language, LanguageDetectorBuilder
 
                 languages = [getattr(Language, name) for name in LANGUAGES if hasattr(Language, name)]
@@ -79,9 +81,6 @@ _WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 def english_word_share(text: str) -> float:
     """Share of the words of `text` that are English or medical words, or misspellings of medical words (the
     known-word list and lexicon of `ner_engine.context.spelling`, the abbreviation table); 1.0 without words."""
-    from ner_engine.context.spelling import known_word, spelling_correct
-    from ner_engine.context.surface import abbreviations
-
     words = _WORDS.findall(text)
     if not words:
         return 1.0

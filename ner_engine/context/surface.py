@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ner_engine.context.normalisation import abbreviations_find
+from ner_engine.context.terms import abbreviations_find
 from ner_engine.context.spelling import spelling_correct
 
 ABBREVIATIONS_FILE = Path(__file__).with_name("abbreviations.tsv")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ner_engine.context import ContextPipeline, codes_agreeing
-from ner_engine.context.normalisation import Normaliser, body_sites, coding_check_load
+from ner_engine.context.normalisation import Normaliser, coding_check_load
+from ner_engine.context.terms import body_sites
 from ner_engine.types import Entity
 
 

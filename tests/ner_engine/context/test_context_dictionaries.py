@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ner_engine.context import __main__ as cli
-from ner_engine.context import normalisation
+from ner_engine.context import vocabularies
 from ner_engine.context.dictionaries import (CODED_CORPORA, DICTIONARIES_ENV, CodedMention, DictionaryEntry,
                                              code_parse, dictionaries_dir, dictionaries_installed, dictionary_build,
                                              dictionary_from_mentions, dictionary_load, dictionary_save,
                                              pubtator_coded_mentions)
-from ner_engine.context.normalisation import Normaliser, Vocabulary
+from ner_engine.context.normalisation import Normaliser
+from ner_engine.context.vocabularies import Vocabulary
 
 PUBTATOR = """\
 1|t|Hypertension after cocaine.
@@ -110,7 +111,7 @@ def test_dictionary_only_system_and_threshold():
 
 def test_dictionaries_extend_built_vocabularies_only(monkeypatch):
     toy = lambda: Vocabulary("MeSH", [("D006973", "Hypertension", [])])  # noqa: E731
-    monkeypatch.setitem(normalisation._BUILDERS, "MeSH", toy)
+    monkeypatch.setitem(vocabularies.BUILDERS, "MeSH", toy)
     entries = [DictionaryEntry("DISEASE", "MeSH", "D006973", "HTN", 4),
                DictionaryEntry("DISEASE", "MeSH", "C000001", "made-up syndrome", 1),  # code the vocabulary lacks
                DictionaryEntry("DRUG", "MeSH", "D003042", "coke", 1)]                # another vocabulary

