@@ -208,9 +208,24 @@ class DifferentialModel:
                 return self.evidences[e], float(gain[e])
         return None
 
-    def severity_urgency(self, posterior: np.ndarray, thresholds: Sequence[float]) -> str:
+    def explaining(self, observed: Mapping[str, bool], *, support: float) -> np.ndarray:
+        """[D] bool: the pathologies under which every present evidence of `observed` has probability
+        >= `support`, i.e. that account for all the patient has (all True when `support` is 0, when nothing present
+        is in the model, or when no pathology accounts for it all)."""
+        present = [self.evidence_index[n] for n, value in observed.items() if value and n in self.evidence_index]
+        if support <= 0 or not present:
+            return np.ones(len(self.pathologies), dtype=bool)
+        explaining = (self.likelihood[:, present] >= support).all(axis=1)  # [D, P] -> [D]
+        return explaining if explaining.any() else np.ones(len(self.pathologies), dtype=bool)
+
+    def severity_urgency(self, posterior: np.ndarray, thresholds: Sequence[float],
+                         counted: np.ndarray | None = None) -> str:
         """The most urgent level k (severity 1 -> call an ambulance ... 5 -> self-care) whose cumulative
-        probability P(severity <= k) reaches thresholds[k-1]; thresholds has four entries (levels 1-4)."""
+        probability P(severity <= k) reaches thresholds[k-1]; thresholds has four entries (levels 1-4).
+        `counted` [D] bool limits the sum to those pathologies (`explaining`): a severe pathology that explains
+        nothing the patient has is no reason to send them to hospital."""
+        if counted is not None:
+            posterior = np.where(counted, posterior, 0.0)  # [D]
         for k, threshold in enumerate(thresholds, start=1):
             if float(posterior[self.severity <= k].sum()) >= threshold:
                 return URGENCY_LEVELS[k - 1]

@@ -80,6 +80,9 @@ class TriageSettings:
     differential_min_gain: float = 0.02
     evidence_weight: float = 0.7  # tempers the differential's naive Bayes (DifferentialModel.posterior)
     severity_thresholds: tuple[float, float, float, float] = (0.2, 0.25, 0.45, 0.5)  # P(severity <= k), k = 1..4
+    # Only pathologies under which every present finding has at least this probability count towards the level
+    # (0: all): after many "no" answers the posterior drifts to pathologies that explain nothing the patient has.
+    differential_support: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -523,7 +526,7 @@ class TriageEngine:
         # What no later answer can lower (fired red flags, the complaints' usual level, an earlier turn's level),
         # and the level the conclusion would give now (the differential's part may still fall).
         floor = urgency_max(act_now, inp.previous_urgency, *(c.baseline_urgency for c in interview.complaints))
-        provisional = urgency_max(floor, self._differential_level(posterior))
+        provisional = urgency_max(floor, self._differential_level(posterior, interview))
         question = None
         if act_now not in URGENCY_ACT_NOW:
             question = self._next_question(inp, interview, posterior, provisional, floor)
@@ -543,7 +546,7 @@ class TriageEngine:
             reasons.append(Reason(f"baseline_{complaint.id}", f"Usual disposition for {complaint.label.lower()} "
                                   "when no red flag is present", complaint.baseline_urgency))
         if posterior is not None:
-            level = self._differential_level(posterior)
+            level = self._differential_level(posterior, interview)
             top = ", ".join(f"{r.pathology} {r.probability:.0%}" for r in differential[:3])
             reasons.append(Reason("differential_severity", "Most severe likely pathology (DDXPlus severity)",
                                   level, (top,)))
@@ -564,10 +567,11 @@ class TriageEngine:
         return TriageDecision(urgency, None, True, advice, decisive, tuple(r.rule_id for r in red_flags),
                               tuple(c.id for c in interview.complaints), differential, record, summary)
 
-    def _differential_level(self, posterior) -> str | None:
+    def _differential_level(self, posterior, interview: _Interview) -> str | None:
         if posterior is None:
             return None
-        return self.differential.severity_urgency(posterior, self.settings.severity_thresholds)
+        counted = self.differential.explaining(self._ddx_observed(interview), support=self.settings.differential_support)
+        return self.differential.severity_urgency(posterior, self.settings.severity_thresholds, counted)
 
     def _advice(self, reason: Reason) -> str | None:
         rule = next((r for r in self.knowledge.red_flags if r.id == reason.rule_id), None)

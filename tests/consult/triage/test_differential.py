@@ -108,3 +108,35 @@ def test_every_ddxplus_evidence_the_knowledge_base_names_exists():
             if base not in evidences or (value and value not in evidences[base]["possible-values"]):
                 unknown.append(f"{finding.id}: {name}")
     assert not unknown
+
+
+def test_only_pathologies_that_account_for_every_present_finding_are_counted(grouped):
+    observed = {"E_97": True, "E_66": False}  # a sore throat
+    counted = dict(zip(grouped.pathologies, grouped.explaining(observed, support=0.05)))
+    assert counted["URTI"] and not counted["Sarcoidosis"] and not counted["Cluster headache"]
+    assert grouped.explaining(observed, support=0.0).all() and grouped.explaining({}, support=0.05).all()
+    # Severe pathologies that do not account for the sore throat do not raise the level.
+    posterior = np.zeros(49)
+    posterior[grouped.pathologies.index("Spontaneous pneumothorax")] = 0.6  # severity 2, no sore throat
+    posterior[grouped.pathologies.index("URTI")] = 0.4
+    thresholds = (0.2, 0.25, 0.45, 0.5)
+    assert grouped.severity_urgency(posterior, thresholds) == "emergency"
+    assert grouped.severity_urgency(posterior, thresholds, grouped.explaining(observed, support=0.05)) == "self_care"
+
+
+def test_a_sore_throat_denying_everything_is_not_sent_to_hospital():
+    # A new patient's trial: "I've got a sore throat", then "no" to every question, ended at "go to an emergency
+    # department" after 25 questions: each "no" moved the posterior to severe pathologies that have no sore throat.
+    from consult.triage import TriageEngine, TriageInput, TriageSettings, Turn, knowledge_load
+
+    knowledge = knowledge_load()
+    engine = TriageEngine(knowledge, settings=TriageSettings(), differential=DifferentialModel.from_directory(
+        DDXPLUS, groups=knowledge.ddxplus_groups()))
+    turns, asked = [Turn("I've got a sore throat")], []
+    decision = engine.decide(TriageInput(turns=tuple(turns)))
+    while not decision.concluded and len(asked) < 40:
+        asked.append(decision.question.id)
+        turns.append(Turn("30, male" if decision.question.id == "general:demographics" else "no",
+                          answered=decision.question.id))
+        decision = engine.decide(TriageInput(turns=tuple(turns), asked=tuple(asked)))
+    assert decision.concluded and decision.urgency in ("self_care", "consultation"), decision.reasons
