@@ -20,9 +20,11 @@ from tqdm import tqdm
 from ner_engine.backbones import device_resolve, tokenizer_load
 from ner_engine.batching import (length_batches, triplets_collate, triplets_decode, triplets_forward, window_batches,
                                  windows_collate, windows_decode, windows_forward)
-from ner_engine.datasets import REGISTRY, dataset_load
+from ner_engine.datasets import DEFAULT_DATA_DIR, REGISTRY, dataset_load
 from ner_engine.evaluation import spans_evaluate
-from ner_engine.extractor import artifact_save, model_build
+from ner_engine.extractor import artifact_load, artifact_save, model_build, model_dir_resolve
+from ner_engine.lay_data import PHRASES_FILE
+from ner_engine.model_card import model_card_write
 from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, trainable_state_dict
 from ner_engine.triplets import OnePassBuilder, TripletBuilder, documents_to_triplets, documents_to_windows, templates_load
 from ner_engine.types import Document, Span
@@ -167,8 +169,6 @@ def decode_threshold_tune(model: PromptBioMRC, builder: TripletBuilder, dev_sets
 def _weights_init(model: PromptBioMRC, source: str) -> None:
     """Start from another model's trained weights (same entity types and prompt shape); parts this model
     keeps frozen stay at their pretrained values."""
-    from ner_engine.extractor import artifact_load, model_dir_resolve
-
     donor, _ = artifact_load(model_dir_resolve(source))
     if donor.config.entity_types != model.config.entity_types:
         raise ValueError(f"init_from {source}: entity types {donor.config.entity_types} differ from "
@@ -214,9 +214,6 @@ def _training_examples(config: TrainConfig, builder) -> list:
 def _source_stamps(config: TrainConfig) -> list:
     """Size and modification time of the generator's phrase file and of every jsonl: corpus; registered
     corpora are fixed releases and stamped by name and data folder (cheap: no file is read)."""
-    from ner_engine.datasets import DEFAULT_DATA_DIR
-    from ner_engine.lay_data import PHRASES_FILE
-
     stamps = [[str(PHRASES_FILE), PHRASES_FILE.stat().st_size, PHRASES_FILE.stat().st_mtime]]
     root = Path(config.data_dir) if config.data_dir else DEFAULT_DATA_DIR
     for name in config.datasets:
@@ -234,8 +231,57 @@ def _peak_memory_mb(device: str) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
-def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, progress: bool = True) -> dict:
-    """Train and write the best model (by dev micro F1) to `output_dir/best`; returns its model card."""
+@dataclass
+class _Run:
+    """One sitting of training: what `train` sets up once and its stages share."""
+    config: TrainConfig
+    device: str
+    output: Path
+    builder: TripletBuilder | OnePassBuilder
+    examples: list                                 # training triplets (per type) or windows (one pass)
+    dev_sets: dict[str, list[Document]]
+    model: PromptBioMRC
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    pad_id: int
+    state: dict                                    # saved in the checkpoint: epoch, steps, best dev F1, history
+    started: float                                 # time.time() at the start, less the elapsed time of earlier sittings
+    sitting_started: float
+    running: float = 0.0                           # moving average of the training loss
+
+    @property
+    def one_pass(self) -> bool:
+        return isinstance(self.builder, OnePassBuilder)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.output / "checkpoint.pt"
+
+    @property
+    def thresholds(self) -> Sequence[float]:
+        return self.config.decode_thresholds or DECODE_THRESHOLDS
+
+
+def _optimizer_make(config: TrainConfig, model: PromptBioMRC, num_examples: int):
+    """AdamW with the encoder's and the head's learning rates, and linear warm-up then decay over the run."""
+    head_parameters = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    encoder_parameters = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
+    optimizer = torch.optim.AdamW([
+        {"params": encoder_parameters, "lr": config.learning_rate},
+        {"params": head_parameters, "lr": config.head_learning_rate},
+    ], weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(num_examples / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = int(total_steps * config.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+        (step + 1) / max(warmup, 1), max(0.0, (total_steps - step) / max(total_steps - warmup, 1))))
+    return optimizer, scheduler
+
+
+def _run_start(config: TrainConfig, *, resume: bool, encoder_config) -> _Run:
+    """Seed, data, model, optimiser; the state of the last checkpoint when resuming."""
     started = time.time()
     seed_everything(config.seed)
     if config.threads:
@@ -251,7 +297,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
                  for t, template in templates_load(config.templates).items() if t in config.model.entity_types}
     builder = builder_make(config.model, tokenizer, templates)
     one_pass = isinstance(builder, OnePassBuilder)
-    triplets = _training_examples(config, builder)
+    examples = _training_examples(config, builder)
     dev_sets = _documents(config.dev_datasets or config.datasets, "dev", config.data_dir, config.max_dev_documents)
 
     model = model_build(config.model, encoder_config=encoder_config)
@@ -260,20 +306,7 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
     if config.init_from:
         _weights_init(model, config.init_from)
     model.to(device)
-    head_parameters = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
-    encoder_parameters = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
-    optimizer = torch.optim.AdamW([
-        {"params": encoder_parameters, "lr": config.learning_rate},
-        {"params": head_parameters, "lr": config.head_learning_rate},
-    ], weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(triplets) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    warmup = int(total_steps * config.warmup_ratio)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
-        (step + 1) / max(warmup, 1), max(0.0, (total_steps - step) / max(total_steps - warmup, 1))))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+    optimizer, scheduler = _optimizer_make(config, model, len(examples))
 
     state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "best_f1": -1.0, "bad_evaluations": 0, "history": [],
              "elapsed": 0.0}
@@ -285,124 +318,150 @@ def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, pro
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         logger.info("resumed at epoch %d step %d", state["epoch"], state["step_in_epoch"])
-    started -= state["elapsed"]
+    return _Run(config, device, output, builder, examples, dev_sets, model, optimizer, scheduler,
+                pad_id=tokenizer.pad_token_id or 0, state=state, started=started - state["elapsed"],
+                sitting_started=time.time())
 
-    def save_checkpoint() -> None:
-        state["elapsed"] = time.time() - started
-        torch.save({"model": trainable_state_dict(model), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "state": state}, checkpoint.with_suffix(".tmp"))
-        checkpoint.with_suffix(".tmp").replace(checkpoint)
 
-    pad_id = tokenizer.pad_token_id or 0
-    width = config.model.max_span_width
-    thresholds = config.decode_thresholds or DECODE_THRESHOLDS
-    running = 0.0
+def _checkpoint_save(run: _Run) -> None:
+    run.state["elapsed"] = time.time() - run.started
+    torch.save({"model": trainable_state_dict(run.model), "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(), "state": run.state}, run.checkpoint.with_suffix(".tmp"))
+    run.checkpoint.with_suffix(".tmp").replace(run.checkpoint)
 
-    def dev_evaluate() -> None:
-        """Score dev, keep the best model in output_dir/best, count evaluations without improvement."""
-        # Scored at the best decoding threshold: the span probabilities' calibration drifts during training,
-        # and a fixed threshold made model selection follow that drift rather than the ranking of spans.
-        threshold, scores = decode_threshold_tune(model, builder, dev_sets, device=device, pad_id=pad_id,
-                                                  thresholds=thresholds)
-        model.train()
-        dev_f1 = float(np.mean([s["strict"]["micro"]["f1"] for s in scores.values()]))
-        state["history"].append({"epoch": state["epoch"] + 1, "step": state["step"], "dev_f1": dev_f1,
-                                 "threshold": threshold, "loss": round(running, 5),
-                                 "elapsed_s": round(time.time() - started, 1)})
-        logger.info("step %d (epoch %d) dev micro F1 %.4f at threshold %s (%s)", state["step"], state["epoch"] + 1,
-                    dev_f1, threshold, ", ".join(f"{n} {s['strict']['micro']['f1']:.4f}" for n, s in scores.items()))
-        if dev_f1 > state["best_f1"]:
-            state["best_f1"], state["bad_evaluations"] = dev_f1, 0
-            model.config.decode_threshold = threshold
-            artifact_save(output / "best", model, builder.templates)
-            (output / "best" / "dev_scores.json").write_text(json.dumps(scores, indent=2))
-        else:
-            state["bad_evaluations"] += 1
 
-    def stop() -> bool:
-        return (state["bad_evaluations"] >= config.patience
-                or (config.max_steps is not None and state["step"] >= config.max_steps))
+def _dev_evaluate(run: _Run) -> None:
+    """Score dev, keep the best model in output_dir/best, count evaluations without improvement."""
+    state, model = run.state, run.model
+    # Scored at the best decoding threshold: the span probabilities' calibration drifts during training,
+    # and a fixed threshold made model selection follow that drift rather than the ranking of spans.
+    threshold, scores = decode_threshold_tune(model, run.builder, run.dev_sets, device=run.device, pad_id=run.pad_id,
+                                              thresholds=run.thresholds)
+    model.train()
+    dev_f1 = float(np.mean([s["strict"]["micro"]["f1"] for s in scores.values()]))
+    state["history"].append({"epoch": state["epoch"] + 1, "step": state["step"], "dev_f1": dev_f1,
+                             "threshold": threshold, "loss": round(run.running, 5),
+                             "elapsed_s": round(time.time() - run.started, 1)})
+    logger.info("step %d (epoch %d) dev micro F1 %.4f at threshold %s (%s)", state["step"], state["epoch"] + 1,
+                dev_f1, threshold, ", ".join(f"{n} {s['strict']['micro']['f1']:.4f}" for n, s in scores.items()))
+    if dev_f1 > state["best_f1"]:
+        state["best_f1"], state["bad_evaluations"] = dev_f1, 0
+        model.config.decode_threshold = threshold
+        artifact_save(run.output / "best", model, run.builder.templates)
+        (run.output / "best" / "dev_scores.json").write_text(json.dumps(scores, indent=2))
+    else:
+        state["bad_evaluations"] += 1
 
-    sitting_started = time.time()
 
-    def out_of_time() -> bool:
-        return config.time_budget is not None and time.time() - sitting_started >= config.time_budget
+def _stop(run: _Run) -> bool:
+    """Early stopping (dev F1 did not improve `patience` times) or `max_steps` reached."""
+    config, state = run.config, run.state
+    return (state["bad_evaluations"] >= config.patience
+            or (config.max_steps is not None and state["step"] >= config.max_steps))
 
-    budget_spent = False  # a sitting always trains at least one step
-    while state["epoch"] < config.epochs and not stop() and not budget_spent:
-        batches = (window_batches if one_pass else length_batches)(triplets, config.batch_size)
-        random.Random(config.seed * 1000 + state["epoch"]).shuffle(batches)
-        model.train()
-        bar = tqdm(batches[state["step_in_epoch"]:], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
-                   disable=not progress, mininterval=10)
-        evaluated_at = None
-        for indices in bar:
-            chunk = [triplets[i] for i in indices]
-            if one_pass:
-                batch = windows_collate(builder, chunk, pad_id=pad_id, max_span_width=width, with_labels=True)
-            else:
-                batch = triplets_collate(chunk, pad_id=pad_id, max_span_width=width, with_labels=True)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast:
-                loss = (model.forward_one_pass(**batch) if one_pass else model(**batch)).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            running = 0.98 * running + 0.02 * loss.item() if running else loss.item()
-            bar.set_postfix(loss=f"{running:.4f}")
-            state["step_in_epoch"] += 1
-            state["step"] += 1
-            if config.eval_every and state["step"] % config.eval_every == 0:
-                dev_evaluate()
-                evaluated_at = state["step"]
-            if state["step_in_epoch"] % config.checkpoint_every == 0 or evaluated_at == state["step"]:
-                save_checkpoint()
-            if stop():
-                break
-            if out_of_time():
-                budget_spent = True
-                logger.info("time budget of %ss used at step %d; resume with --resume", config.time_budget, state["step"])
-                break
-        if evaluated_at != state["step"]:
-            dev_evaluate()
-        # A run cut short by max_steps resumes inside the same epoch.
-        if state["step_in_epoch"] >= len(batches):
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
-        save_checkpoint()
 
-    elapsed = time.time() - started
-    total_parameters = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    best = output / "best"
+def _out_of_time(run: _Run) -> bool:
+    return run.config.time_budget is not None and time.time() - run.sitting_started >= run.config.time_budget
+
+
+def _step(run: _Run, chunk: list, autocast) -> float:
+    """One optimisation step on a batch of examples; returns its loss."""
+    width = run.config.model.max_span_width
+    if run.one_pass:
+        batch = windows_collate(run.builder, chunk, pad_id=run.pad_id, max_span_width=width, with_labels=True)
+    else:
+        batch = triplets_collate(chunk, pad_id=run.pad_id, max_span_width=width, with_labels=True)
+    batch = {k: v.to(run.device) for k, v in batch.items()}
+    with autocast:
+        loss = (run.model.forward_one_pass(**batch) if run.one_pass else run.model(**batch)).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def _epoch_train(run: _Run, *, progress: bool) -> bool:
+    """Train through the rest of the current epoch (dev evaluations every `eval_every` steps and at its end,
+    checkpoints every `checkpoint_every` steps and after each evaluation); returns whether the sitting's time
+    budget ran out."""
+    config, state = run.config, run.state
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.startswith("cuda")
+                else torch.autocast("cpu", enabled=False))
+    batches = (window_batches if run.one_pass else length_batches)(run.examples, config.batch_size)
+    random.Random(config.seed * 1000 + state["epoch"]).shuffle(batches)
+    run.model.train()
+    bar = tqdm(batches[state["step_in_epoch"]:], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
+               disable=not progress, mininterval=10)
+    evaluated_at = None
+    budget_spent = False
+    for indices in bar:
+        loss = _step(run, [run.examples[i] for i in indices], autocast)
+        run.running = 0.98 * run.running + 0.02 * loss if run.running else loss
+        bar.set_postfix(loss=f"{run.running:.4f}")
+        state["step_in_epoch"] += 1
+        state["step"] += 1
+        if config.eval_every and state["step"] % config.eval_every == 0:
+            _dev_evaluate(run)
+            evaluated_at = state["step"]
+        if state["step_in_epoch"] % config.checkpoint_every == 0 or evaluated_at == state["step"]:
+            _checkpoint_save(run)
+        if _stop(run):
+            break
+        if _out_of_time(run):
+            budget_spent = True
+            logger.info("time budget of %ss used at step %d; resume with --resume", config.time_budget, state["step"])
+            break
+    if evaluated_at != state["step"]:
+        _dev_evaluate(run)
+    # A run cut short by max_steps resumes inside the same epoch.
+    if state["step_in_epoch"] >= len(batches):
+        state["epoch"] += 1
+        state["step_in_epoch"] = 0
+    _checkpoint_save(run)
+    return budget_spent
+
+
+def _card_write(run: _Run) -> dict:
+    """The model card of the best model: recipe, cost, dev history; the best model reloaded from its artifact,
+    its decoding threshold tuned again on dev, and scored on the test corpora."""
+    config, device, model = run.config, run.device, run.model
+    elapsed = time.time() - run.started
+    best = run.output / "best"
     card = {
         "name": "Prompt-bioMRC", "version": config.version,
         "description": "Medical NER as machine reading comprehension with hard + soft prompts (Prompt-bioMRC).",
         "recipe": config.to_dict(),
-        "cost": {"total_parameters": total_parameters, "trainable_parameters": trainable,
+        "cost": {"total_parameters": sum(p.numel() for p in model.parameters()),
+                 "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                  "training_wall_time_s": round(elapsed, 1), "peak_memory_mb": _peak_memory_mb(device),
                  "device": device if device == "cpu" else torch.cuda.get_device_name(),
                  "torch_threads": torch.get_num_threads(),
                  "artifact_bytes": (best / "model.safetensors").stat().st_size if best.exists() else None},
-        "history": state["history"],
+        "history": run.state["history"],
         "dev": json.loads((best / "dev_scores.json").read_text()) if best.exists() else {},
         "data": [f"{name}: {REGISTRY[name].description} — licence: {REGISTRY[name].licence}"
                  for name in config.datasets if name in REGISTRY],
     }
     if best.exists():
-        from ner_engine.extractor import artifact_load
-        from ner_engine.model_card import model_card_write
-
         best_model, _ = artifact_load(best, device=device)
-        threshold, card["dev"] = decode_threshold_tune(best_model, builder, dev_sets, device=device, pad_id=pad_id,
-                                                       thresholds=thresholds)
+        threshold, card["dev"] = decode_threshold_tune(best_model, run.builder, run.dev_sets, device=device,
+                                                       pad_id=run.pad_id, thresholds=run.thresholds)
         best_model.config.decode_threshold = threshold
         (best / "config.json").write_text(json.dumps(best_model.config.to_dict(), indent=2) + "\n")
         logger.info("decoding threshold tuned on dev: %s", threshold)
-        card["test"] = {name: model_evaluate(best_model, builder, docs, device=device, pad_id=pad_id,
+        card["test"] = {name: model_evaluate(best_model, run.builder, docs, device=device, pad_id=run.pad_id,
                                              merge=REGISTRY[name].eval_merge if name in REGISTRY else None).to_dict()
                         for name, docs in _documents(config.test_datasets, "test", config.data_dir, None).items()}
         model_card_write(best, card)
     return card
+
+
+def train(config: TrainConfig, *, resume: bool = False, encoder_config=None, progress: bool = True) -> dict:
+    """Train and write the best model (by dev micro F1) to `output_dir/best`; returns its model card."""
+    run = _run_start(config, resume=resume, encoder_config=encoder_config)
+    budget_spent = False  # a sitting always trains at least one step
+    while run.state["epoch"] < config.epochs and not _stop(run) and not budget_spent:
+        budget_spent = _epoch_train(run, progress=progress)
+    return _card_write(run)

@@ -186,3 +186,25 @@ def test_feature_cache_key_follows_the_prompts(tmp_path, train_jsonl, tiny, toke
     reworded = {t: QueryTemplate(t, t.lower(), "list each {anchor}", 4) for t in tiny.types}
     _training_examples(config, builder_make(config.model, tokenizer, reworded))
     assert len(list((tmp_path / "features").glob("*.pkl"))) == 2
+
+
+def test_optimizer_groups_and_schedule():
+    from ner_engine.training import _optimizer_make
+
+    model = torch.nn.Module()
+    model.encoder = torch.nn.Linear(2, 2)
+    model.head = torch.nn.Linear(2, 1)
+    config = TrainConfig(batch_size=10, epochs=3, learning_rate=1e-4, head_learning_rate=1e-2, warmup_ratio=0.1,
+                         max_steps=20)
+    optimizer, scheduler = _optimizer_make(config, model, num_examples=95)  # 10 steps an epoch, capped at 20
+    encoder_group, head_group = optimizer.param_groups
+    assert [p.shape for p in encoder_group["params"]] == [p.shape for p in model.encoder.parameters()]
+    assert [p.shape for p in head_group["params"]] == [p.shape for p in model.head.parameters()]
+    factors = []
+    for _ in range(20):
+        factors.append(head_group["lr"] / 1e-2)
+        optimizer.step()
+        scheduler.step()
+    assert factors[:3] == pytest.approx([0.5, 1.0, 1.0])  # warm-up of int(20 * 0.1) = 2 steps
+    assert factors[-1] == pytest.approx(1 / 18) and head_group["lr"] == 0.0  # linear decay to 0 at step 20
+    assert encoder_group["lr"] == 0.0
