@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ner_engine.lay_data import generated_documents, symptom_relabel
-from ner_engine.readers import brat_documents, conll_documents, pubtator_documents
+from ner_engine.readers import brat_documents, conll_documents
 from ner_engine.types import Document, Span
 
 DEFAULT_DATA_DIR = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -81,11 +81,6 @@ def _generated(data_dir: Path, split: str) -> list[Document]:
     for document in documents:  # the loader speaks corpus labels; the generator writes project types
         document.spans = [Span(s.start, s.end, s.type.lower()) for s in document.spans]
     return documents
-
-
-def _reviewed(path: Path, split: str) -> list[Document]:
-    """Reviewed consultations exported by the app (`manage.py export_reviewed`): JSON lines of documents."""
-    return documents_read_jsonl(path)
 
 
 REGISTRY: dict[str, DatasetSpec] = {

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ner_engine.backbones import device_resolve, encoder_load, tokenizer_load
-from ner_engine.batching import triplets_predict, windows_decode, windows_forward
+from ner_engine.batching import triplets_predict, windows_predict
 from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, encoder_freeze, lora_apply, trainable_state_dict
 from ner_engine.triplets import OnePassBuilder, QueryTemplate, TripletBuilder, templates_from_dict, templates_to_dict
 from ner_engine.context.surface import candidates_original, model_views
@@ -221,9 +221,8 @@ class Extractor:
         if not wanted or not texts:
             return [[] for _ in texts]
         windows = self.builder.build(texts, [wanted] * len(texts))
-        logits = windows_forward(self.model, self.builder, windows, batch_size=self.batch_size, device=self.device,
-                                 pad_id=self.tokenizer.pad_token_id or 0)
-        return windows_decode(self.builder, windows, logits, len(texts), threshold=self.threshold)
+        return windows_predict(self.model, self.builder, windows, len(texts), batch_size=self.batch_size,
+                               device=self.device, pad_id=self.tokenizer.pad_token_id or 0, threshold=self.threshold)
 
     def extract(self, texts: Sequence[str], *, types: Sequence[str] | None = None) -> list[list[Entity]]:
         if isinstance(texts, str):

@@ -129,12 +129,6 @@ class SpanHead(nn.Module):
         return start_logits, end_logits, match_logits
 
 
-def band_mask(valid: torch.Tensor, width: int) -> torch.Tensor:
-    """[B, L] token mask -> [B, L, W] mask of spans (i, i + w) whose both ends are valid tokens."""
-    ends = F.pad(valid, (0, width - 1)).unfold(1, width, 1)                      # [B, L, W]
-    return valid.unsqueeze(-1) & ends                                            # [B, L, W]
-
-
 class PromptBioMRC(nn.Module):
     def __init__(self, config: PromptBioMRCConfig, encoder: nn.Module) -> None:
         super().__init__()

@@ -6,7 +6,7 @@ import torch
 
 from ner_engine.batching import length_batches, triplets_collate
 from ner_engine.extractor import model_build
-from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, band_mask, trainable_state_dict
+from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, trainable_state_dict
 from ner_engine.triplets import QueryTemplate, TripletBuilder, documents_to_triplets
 from ner_engine.types import Document, Span
 
@@ -72,13 +72,6 @@ def test_collate_labels_and_masks(setup, documents, tokenizer):
         assert batch["match_labels"][row].sum().item() == (1 if end - start < 2 else 0)
     assert batch["match_labels"][0, triplets[0].gold_spans[0][0], 1] == 1  # "back pain": two tokens
     assert batch["match_labels"][1].sum() == 0  # the drug is several word pieces wide
-
-
-def test_band_mask():
-    valid = torch.tensor([[False, True, True, True, False]])
-    mask = band_mask(valid, 2)
-    assert mask.shape == (1, 5, 2)
-    assert mask[0].tolist() == [[False, False], [True, True], [True, True], [True, False], [False, False]]
 
 
 def capture_encoder_inputs(model):
