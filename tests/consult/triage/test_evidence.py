@@ -130,3 +130,23 @@ def test_a_code_outside_any_phrase_still_states_its_finding():
 ])
 def test_an_age_is_not_a_duration(text, expected):
     assert ev.duration_read(text) == expected
+
+
+@pytest.mark.parametrize(("text", "stridor"), [
+    # A noise on breathing in, in the words patients and parents use (DDXPlus's simulated patients said the first
+    # three and were not heard: the synonyms listed only "high pitched sound when breathing" and the like).
+    ("I make a high-pitched noise when I breathe in", True),
+    ("There's a squeaky sound when I inhale", True),
+    ("I get a high whistling noise breathing in", True),
+    ("there's a harsh sound every time she breathes in", True),
+    ("he makes a crowing noise", True),
+    ("I wheeze when I breathe out", False),  # a wheeze is on breathing out
+    ("my breathing sounds normal", False),
+])
+def test_stridor_is_heard_in_lay_words(text, stridor):
+    from consult.triage import knowledge_load
+
+    matcher = ev.FindingMatcher.build(knowledge_load().findings)
+    found = {f for f, _, _ in ev.message_findings(text=text, entities=(), matcher=matcher, codes={},
+                                                  assertion_of=lambda t, spans: ["present"] * len(spans))}
+    assert ("stridor" in found) is stridor, found
