@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ner_engine.baseline import BioTaggerConfig, bio_evaluate, bio_train  # noqa: E402
 from ner_engine.datasets import REGISTRY, dataset_load  # noqa: E402
-from ner_engine.extractor import artifact_load  # noqa: E402
+from ner_engine.artifacts import artifact_load  # noqa: E402
 from ner_engine.backbones import tokenizer_load  # noqa: E402
 from ner_engine.modeling import PromptBioMRCConfig  # noqa: E402
 from ner_engine.training import TrainConfig, model_evaluate, train  # noqa: E402

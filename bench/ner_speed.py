@@ -32,7 +32,7 @@ from ner_engine.backbones import encoder_load, tokenizer_load  # noqa: E402
 from ner_engine.baseline import BioEncoder, BioTagger, BioTaggerConfig, bio_predict  # noqa: E402
 from ner_engine.context import ContextPipeline  # noqa: E402
 from ner_engine.context.normalisation import Normaliser  # noqa: E402
-from ner_engine.extractor import model_quantize_int8  # noqa: E402
+from ner_engine.artifacts import model_quantize_int8  # noqa: E402
 
 MESSAGES = [
     "I've had a bad headache and a fever for two days now, and this morning I started feeling sick. I took paracetamol but it did not help much.",

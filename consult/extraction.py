@@ -57,8 +57,8 @@ def ner_engine_dir() -> Path:
 
 
 def model_dir_resolve(model: str | Path) -> Path:
-    """ner_engine.extractor.model_dir_resolve, imported on call: ner_engine.extractor imports torch."""
-    from ner_engine.extractor import model_dir_resolve as resolve
+    """ner_engine.artifacts.model_dir_resolve, imported on call: ner_engine.artifacts imports torch."""
+    from ner_engine.artifacts import model_dir_resolve as resolve
 
     return resolve(model)
 
@@ -66,9 +66,9 @@ def model_dir_resolve(model: str | Path) -> Path:
 def model_unavailable_reason() -> str | None:
     """Why the configured model cannot be loaded here, or None if it can (used to skip tests)."""
     try:
-        from ner_engine.extractor import model_dir_resolve
+        from ner_engine.artifacts import model_dir_resolve
     except Exception as exc:  # depends on the state of the ner_engine checkout
-        return f"ner_engine.extractor is not importable ({exc.__class__.__name__}: {exc})"
+        return f"ner_engine.artifacts is not importable ({exc.__class__.__name__}: {exc})"
     directory = model_dir_resolve(settings.NER_MODEL)
     if not (directory / "config.json").exists():
         return f"NER model {settings.NER_MODEL!r} not found at {directory}"
@@ -187,7 +187,7 @@ def template_tokenizer() -> Any | None:
     if _template_tokenizer is None and model_unavailable_reason() is None:
         try:
             from ner_engine.backbones import tokenizer_load
-            from ner_engine.extractor import model_dir_resolve
+            from ner_engine.artifacts import model_dir_resolve
 
             config = json.loads((model_dir_resolve(settings.NER_MODEL) / "config.json").read_text())
             _template_tokenizer = tokenizer_load(config["backbone"])

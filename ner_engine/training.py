@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ner_engine.artifacts import artifact_load, artifact_save, model_build, model_dir_resolve
 from ner_engine.backbones import device_resolve, tokenizer_load
 from ner_engine.batching import (length_batches, triplets_collate, triplets_decode, triplets_forward, window_batches,
                                  windows_collate, windows_decode, windows_forward)
 from ner_engine.datasets import DEFAULT_DATA_DIR, REGISTRY, dataset_load
 from ner_engine.evaluation import spans_evaluate
-from ner_engine.extractor import artifact_load, artifact_save, model_build, model_dir_resolve
 from ner_engine.lay_data import PHRASES_FILE
 from ner_engine.model_card import model_card_write
 from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, trainable_state_dict

@@ -9,7 +9,8 @@ import torch
 
 from ner_engine.batching import triplets_collate
 from ner_engine.decoding import overlaps_resolve, spans_decode
-from ner_engine.extractor import DEFAULT_MODEL_DIR, Extractor, artifact_load, artifact_save, model_dir_resolve
+from ner_engine.artifacts import DEFAULT_MODEL_DIR, artifact_load, artifact_save, model_dir_resolve
+from ner_engine.extractor import Extractor
 from ner_engine.triplets import QueryTemplate, TemplateError
 from ner_engine.types import Entity
 
@@ -65,7 +66,7 @@ def test_delta_artifact_on_the_pretrained_backbone_is_small_and_faithful(tmp_pat
     # quantisation step of the trained weights.
     from safetensors import safe_open
 
-    from ner_engine.extractor import model_build
+    from ner_engine.artifacts import model_build
     from ner_engine.modeling import PromptBioMRCConfig
     from ner_engine.triplets import templates_load
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ner_engine.batching import length_batches, triplets_collate
-from ner_engine.extractor import model_build
+from ner_engine.artifacts import model_build
 from ner_engine.modeling import PromptBioMRC, PromptBioMRCConfig, trainable_state_dict
 from ner_engine.triplets import QueryTemplate, TripletBuilder, documents_to_triplets
 from ner_engine.types import Document, Span

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ner_engine.batching import TripletLogits, windows_collate, windows_decode, windows_forward
-from ner_engine.extractor import model_build
+from ner_engine.artifacts import model_build
 from ner_engine.triplets import OnePassBuilder, QueryTemplate, TemplateError, documents_to_windows
 from ner_engine.types import Document, Span
 
@@ -286,7 +286,8 @@ def test_one_pass_types_filter(one_pass_extractor):
 
 
 def test_one_pass_artifact_round_trip(trained_one_pass, one_pass_extractor, tiny, tmp_path):
-    from ner_engine.extractor import Extractor, artifact_load, artifact_save
+    from ner_engine.artifacts import artifact_load, artifact_save
+    from ner_engine.extractor import Extractor
 
     model, templates = artifact_load(trained_one_pass["best"])
     assert model.config.query_mode == "one_pass" and hasattr(model, "markers")

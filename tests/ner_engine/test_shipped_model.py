@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ner_engine.datasets import DEFAULT_DATA_DIR, REGISTRY, dataset_load
-from ner_engine.extractor import DEFAULT_MODEL_DIR, Extractor
+from ner_engine.artifacts import DEFAULT_MODEL_DIR
+from ner_engine.extractor import Extractor
 from ner_engine.evaluation import spans_evaluate
 from ner_engine.types import Span
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from ner_engine.extractor import artifact_load
+from ner_engine.artifacts import artifact_load
 from ner_engine.model_card import model_card_markdown, model_card_read
 from ner_engine.training import TrainConfig, config_override, train
 
@@ -114,8 +114,6 @@ def test_periodic_dev_evaluation_and_max_steps_resume_inside_the_epoch(tmp_path,
 
 
 def test_training_starts_from_another_models_weights(tmp_path, trained, train_jsonl, bert_config, tiny):
-    from ner_engine.extractor import artifact_load
-
     config = tiny.train_config(train_jsonl, tmp_path / "run", epochs=1, learning_rate=0.0, head_learning_rate=0.0,
                                init_from=str(trained["best"]))
     card = train(config, encoder_config=bert_config, progress=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ner_engine.extractor import DEFAULT_MODEL_DIR, Extractor
+from ner_engine.artifacts import DEFAULT_MODEL_DIR
+from ner_engine.extractor import Extractor
 
 pytestmark = pytest.mark.slow
 
