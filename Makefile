@@ -24,7 +24,7 @@ install: $(STAMP)
 
 # Migrate, load defaults, start Redis (embedded unless REDIS_URL), a Celery worker and Daphne; Ctrl-C stops all.
 run: install
-	$(PY) -m consult.launcher
+	$(PY) -m tools.launcher
 
 # The whole suite; it starts the Redis, worker and web server it needs. Extra pytest arguments: PYTEST_ARGS=...
 # pytest's own exit code is kept in test-results/pytest-exit-code (make itself exits 2 on any failure).

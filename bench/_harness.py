@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from consult.launcher import (
+from tools.launcher import (
     ROOT,
     WORKER_READY,
     Supervisor,
@@ -110,7 +110,7 @@ def local_system(*, workers: int, settings: Mapping[str, str], database_url: str
     env = {key: value for key, value in os.environ.items() if key not in ENV_NOT_INHERITED}
     env.update(
         DJANGO_ENV="test",
-        DJANGO_SETTINGS_MODULE="consult.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_VAR_DIR=str(directory / "var"),
         DATABASE_URL=database_url or f"sqlite:///{directory / 'db.sqlite3'}",
         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",

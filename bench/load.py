@@ -40,7 +40,7 @@ from bench._harness import (  # noqa: E402
     percentile,
     socket_open,
 )
-from consult.launcher import ROOT  # noqa: E402
+from tools.launcher import ROOT  # noqa: E402
 
 # Seconds without any frame after which a patient asks for the state again (a push may have been missed).
 QUIET_POLL_S = 20.0
@@ -204,12 +204,12 @@ async def load_run(base_url: str, *, patients: int, messages: int, think_s: floa
 def database_audit(database_url: str, message_ids: list[int], *, settle_s: float) -> dict:
     """Wait up to `settle_s` for unfinished messages, then audit them through the app's own models."""
     os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_ENV", "test")
     import django
 
     django.setup()
-    from consult.reliability import messages_delivery_audit
+    from consult.delivery import messages_delivery_audit
 
     deadline = time.monotonic() + settle_s
     while True:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from consult import extraction, selectors
+from consult import delivery, extraction, selectors
 from consult.triage.evidence import habit_words_match
 from consult.models import Consultation, Entity, Message, RecordItem, TriageEvent, Urgency
 
@@ -89,28 +89,6 @@ def message_text_validate(*, text: Any) -> str:
     return text
 
 
-def message_publish(*, message_id: int) -> None:
-    # Imported here: tasks imports services, and the web process needs Celery only to publish.
-    from consult.tasks import message_process as message_process_task
-
-    message_process_task.apply_async(args=[message_id], queue=settings.NER_QUEUE)
-
-
-def message_enqueue(*, message_id: int) -> None:
-    """Publish the message's task under a queue lease, so that the sweeper leaves it to the queue.
-    The lease comes first so that a worker's own lease, taken once it starts, is never overwritten."""
-    from consult import reliability
-
-    leased = reliability.message_lease_set(message_id=message_id, seconds=settings.MESSAGE_QUEUE_LEASE_S)
-    try:
-        message_publish(message_id=message_id)
-    except Exception:
-        # Without a lease the sweeper re-queues it once Redis answers again; the row stays queued.
-        if leased:
-            reliability.message_lease_release(message_id=message_id)
-        raise
-
-
 def message_create(*, consultation: Consultation, text: Any) -> Message:
     """Store the patient's message first, then queue it for processing once the row is committed,
     so that a worker can never pick up a message that is not in the database yet. If Redis is
@@ -124,7 +102,7 @@ def message_create(*, consultation: Consultation, text: Any) -> Message:
             consultation=consultation, role=Message.Role.PATIENT, text=text, status=Message.Status.QUEUED
         )
         Consultation.objects.filter(pk=consultation.pk).update(updated_at=timezone.now())
-        transaction.on_commit(lambda: message_enqueue(message_id=message.id), robust=True)
+        transaction.on_commit(lambda: delivery.message_enqueue(message_id=message.id), robust=True)
         transaction.on_commit(lambda: consultation_update_push(consultation_id=consultation.pk), robust=True)
     return message
 

@@ -5,8 +5,8 @@ import logging
 
 from django.conf import settings
 
-from consult import extraction, reliability, services
-from consult.celery import app
+from config.celery_app import app
+from consult import delivery, extraction, services
 from consult.models import Message
 
 logger = logging.getLogger(__name__)
@@ -14,14 +14,14 @@ logger = logging.getLogger(__name__)
 
 @app.task(
     bind=True,
-    name="consult.tasks.message_process",
+    name=delivery.MESSAGE_PROCESS_TASK,
     acks_late=True,
     max_retries=settings.MESSAGE_PROCESS_MAX_RETRIES,
 )
 def message_process(self, message_id: int) -> None:
     # While this worker holds the message the sweeper leaves it alone; if the worker dies, the lease
-    # runs out and the sweeper re-queues it (consult/reliability.py).
-    reliability.message_lease_set(message_id=message_id, seconds=settings.MESSAGE_LEASE_S)
+    # runs out and the sweeper re-queues it (consult/delivery.py).
+    delivery.message_lease_set(message_id=message_id, seconds=settings.MESSAGE_LEASE_S)
     try:
         services.message_process(message_id=message_id)
     except Message.DoesNotExist:
@@ -43,6 +43,6 @@ def message_process(self, message_id: int) -> None:
         else:
             countdown = 2**self.request.retries
             logger.warning("Message %s failed (attempt %d), retrying in %d s: %r", message_id, attempt, countdown, exc)
-            reliability.message_lease_set(message_id=message_id, seconds=countdown + settings.MESSAGE_LEASE_S)
+            delivery.message_lease_set(message_id=message_id, seconds=countdown + settings.MESSAGE_LEASE_S)
             raise self.retry(exc=exc, countdown=countdown)
-    reliability.message_lease_release(message_id=message_id)
+    delivery.message_lease_release(message_id=message_id)

@@ -6,8 +6,8 @@
     (tests/consult) publish Celery tasks to `test_redis_url`; integration tests use the next db number.
 
 `live_system`
-    The system as `make run` starts it (same commands, from consult.launcher): a Celery worker
-    subprocess on the `ner` queue with the real NER model, and Daphne serving consult.asgi on a free
+    The system as `make run` starts it (same commands, from tools.launcher): a Celery worker
+    subprocess on the `ner` queue with the real NER model, and Daphne serving config.asgi on a free
     port, sharing one file-based SQLite database and one Redis database. Nothing is mocked or eager.
     Tests that use it skip, with the reason, while the NER model is not there.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from system_processes import SystemProcesses, log_tail, system_env
 
-from consult.launcher import (
+from tools.launcher import (
     LaunchError,
     Supervisor,
     free_port,

@@ -1,5 +1,5 @@
 """Real processes for end-to-end tests: Daphne, Celery workers and their environment, started with the
-launcher's own commands (consult/launcher.py), and a REST client that talks to them as any client does.
+launcher's own commands (tools/launcher.py), and a REST client that talks to them as any client does.
 
 Shared by the live system of tests/conftest.py and the fault system of tests/reliability/conftest.py.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Mapping
 
-from consult.launcher import (
+from tools.launcher import (
     DEMO_ACCOUNTS,
     ROOT,
     WORKER_READY,
@@ -54,7 +54,7 @@ def system_env(*, directory: Path, database_url: str, redis_url: str, **settings
     env = {key: value for key, value in os.environ.items() if key not in ENV_NOT_INHERITED}
     env.update(
         DJANGO_ENV="test",
-        DJANGO_SETTINGS_MODULE="consult.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_VAR_DIR=str(directory / "var"),
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from consult.launcher import ROOT
+from tools.launcher import ROOT
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from consult.launcher import ROOT, manage_command
+from tools.launcher import ROOT, manage_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from consult.launcher import ROOT
+from tools.launcher import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from consult import services
 def celery_broker_for_tests(test_redis_url):
     """Publish to a Redis database of its own, so that a developer's running worker never picks up
     tasks for rows that exist only in the test database."""
-    from consult.celery import app
+    from config.celery_app import app
 
     # Celery reads Django's CELERY_-prefixed names (config_from_object namespace), so set that one.
     app.conf.update(CELERY_BROKER_URL=test_redis_url)

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connection
 
 from consult import services
-from consult.asgi import application
+from config.asgi import application
 from consult.models import Message
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

@@ -12,8 +12,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from consult import extraction, reliability, services
-from consult.celery import app
+from config.celery_app import app
+from consult import delivery, extraction, services
 from consult.models import Entity, Message, RecordItem, TriageEvent
 from consult.tasks import message_process as message_process_task
 
@@ -62,7 +62,7 @@ def queue_length(client) -> int:
 
 
 def lease(client, message_id: int) -> bytes | None:
-    return client.get(reliability.LEASE_KEY.format(message_id=message_id))
+    return client.get(delivery.LEASE_KEY.format(message_id=message_id))
 
 
 def patient_message(consultation, text: str = TEXT, status: str = Message.Status.QUEUED) -> Message:
@@ -98,7 +98,7 @@ def test_message_is_published_under_a_queue_lease(consultation, broker):
     message = services.message_create(consultation=consultation, text=TEXT)
     assert queue_length(broker) == 1
     assert lease(broker, message.id) is not None
-    assert broker.ttl(reliability.LEASE_KEY.format(message_id=message.id)) > settings.MESSAGE_LEASE_S
+    assert broker.ttl(delivery.LEASE_KEY.format(message_id=message.id)) > settings.MESSAGE_LEASE_S
 
 
 @pytest.mark.django_db(transaction=True)
@@ -106,25 +106,25 @@ def test_failed_publish_keeps_the_message_and_the_sweeper_requeues_it(consultati
     def broker_down(*, message_id):
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(services, "message_publish", broker_down)
+    monkeypatch.setattr(delivery, "message_publish", broker_down)
     message = services.message_create(consultation=consultation, text=TEXT)
     message.refresh_from_db()
     assert message.status == Message.Status.QUEUED
     assert lease(broker, message.id) is None, "no lease for a task that was never published"
     monkeypatch.undo()
 
-    assert reliability.messages_requeue_orphaned(grace_s=0) == [message.id]
+    assert delivery.messages_requeue_orphaned(grace_s=0) == [message.id]
     assert queue_length(broker) == 1
     assert lease(broker, message.id) is not None
     # The next sweep sees the new lease: one copy in the queue, not one per sweep.
-    assert reliability.messages_requeue_orphaned(grace_s=0) == []
+    assert delivery.messages_requeue_orphaned(grace_s=0) == []
     assert queue_length(broker) == 1
 
 
 @pytest.mark.django_db
 def test_sweeper_requeues_only_unfinished_messages_nobody_holds(consultation, broker):
     held = patient_message(consultation, status=Message.Status.PROCESSING)
-    reliability.message_lease_set(message_id=held.id, seconds=60)
+    delivery.message_lease_set(message_id=held.id, seconds=60)
     orphaned_processing = patient_message(consultation, status=Message.Status.PROCESSING)
     orphaned_queued = patient_message(consultation)
     patient_message(consultation, status=Message.Status.PROCESSED)
@@ -133,19 +133,19 @@ def test_sweeper_requeues_only_unfinished_messages_nobody_holds(consultation, br
                            status=Message.Status.QUEUED)
     too_new = patient_message(consultation)
 
-    requeued = reliability.messages_requeue_orphaned(grace_s=0)
+    requeued = delivery.messages_requeue_orphaned(grace_s=0)
     assert sorted(requeued) == sorted([orphaned_processing.id, orphaned_queued.id, too_new.id])
     assert queue_length(broker) == 3
 
     # Within the grace period a row may still be on its way to the queue: left alone.
     fresh = patient_message(consultation)
-    assert fresh.id not in reliability.messages_requeue_orphaned(grace_s=60)
+    assert fresh.id not in delivery.messages_requeue_orphaned(grace_s=60)
 
 
 @pytest.mark.django_db
 def test_two_sweepers_at_once_publish_once(consultation, broker):
     message = patient_message(consultation)
-    results = [reliability.messages_requeue_orphaned(grace_s=0) for _ in range(2)]
+    results = [delivery.messages_requeue_orphaned(grace_s=0) for _ in range(2)]
     assert sorted(results, key=len) == [[], [message.id]]
     assert queue_length(broker) == 1
 
@@ -154,7 +154,7 @@ def test_two_sweepers_at_once_publish_once(consultation, broker):
 def test_requeue_failed_messages_after_an_outage(consultation, broker):
     failed = patient_message(consultation, status=Message.Status.FAILED)
     Message.objects.filter(pk=failed.pk).update(error="The assistant could not process this message")
-    assert reliability.messages_requeue_failed() == [failed.id]
+    assert delivery.messages_requeue_failed() == [failed.id]
     failed.refresh_from_db()
     assert failed.status == Message.Status.QUEUED and failed.error == ""
     assert queue_length(broker) == 1

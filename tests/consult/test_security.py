@@ -24,8 +24,8 @@ from rest_framework.test import APIClient
 
 from consult import extraction, security, services
 from consult.api.throttling import ConsultationCreateThrottle
-from consult.asgi import application
-from consult.launcher import ROOT, Supervisor, free_port, http_wait, manage_command, web_command
+from config.asgi import application
+from tools.launcher import ROOT, Supervisor, free_port, http_wait, manage_command, web_command
 from consult.models import Consultation, Message, PromptTemplate
 from review_helpers import case_create, user_create
 
@@ -313,13 +313,13 @@ async def test_websocket_from_a_foreign_origin_is_refused():
 
 @pytest.fixture(scope="module")
 def daphne(test_redis_url, tmp_path_factory):
-    """Daphne as `make run` starts it (consult.web), its own SQLite file, no worker (nothing is processed)."""
+    """Daphne as `make run` starts it (config.server), its own SQLite file, no worker (nothing is processed)."""
     directory = tmp_path_factory.mktemp("daphne")
     port = free_port()
     env = {key: value for key, value in os.environ.items()
            if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_VAR_DIR", "DJANGO_SETTINGS_MODULE", "CACHE_URL",
                           "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_COOKIES", "SECRET_KEY", "DJANGO_DEBUG"}}
-    env.update(DJANGO_ENV="test", DJANGO_SETTINGS_MODULE="consult.settings", DJANGO_VAR_DIR=str(directory / "var"),
+    env.update(DJANGO_ENV="test", DJANGO_SETTINGS_MODULE="config.settings", DJANGO_VAR_DIR=str(directory / "var"),
                DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}", REDIS_URL=test_redis_url,
                MESSAGE_MAX_CHARS="2000", PYTHONPATH=str(ROOT))
     subprocess.run(manage_command("migrate", "--noinput", "-v", "0"), env=env, cwd=ROOT, check=True)
@@ -484,7 +484,7 @@ def test_production_settings_pass_the_deployment_checks(tmp_path):
         [sys.executable, "-c", "from django.conf import settings as s; import django; django.setup(); "
          "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, s.SECURE_SSL_REDIRECT, "
          "s.SECURE_HSTS_SECONDS > 0, s.DEBUG, s.X_FRAME_OPTIONS)"],
-        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "consult.settings"}, capture_output=True, text=True, timeout=120)
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, capture_output=True, text=True, timeout=120)
     assert probe.stdout.split() == ["True", "True", "True", "True", "True", "False", "DENY"], probe.stderr
 
 

@@ -17,7 +17,7 @@ def test_every_urgency_level_has_a_label_and_the_levels_are_ordered_most_urgent_
 def test_settings_and_the_launcher_use_the_one_queue_and_demo_accounts():
     from django.conf import settings
 
-    from consult import launcher
+    from tools import launcher
 
     assert settings.NER_QUEUE == launcher.NER_QUEUE == vocabulary.NER_QUEUE
     assert launcher.DEMO_ACCOUNTS is vocabulary.DEMO_ACCOUNTS

@@ -1,5 +1,5 @@
-"""End to end with real parts only: Redis, a `celery -A consult worker -Q ner -P solo` subprocess running
-the real default NER model, Daphne serving consult.asgi, one file-based SQLite database shared by both.
+"""End to end with real parts only: Redis, a `celery -A config.celery_app worker -Q ner -P solo` subprocess running
+the real default NER model, Daphne serving config.asgi, one file-based SQLite database shared by both.
 No eager Celery and no mocks: the tests talk to the server over HTTP and websockets like any client.
 """
 from __future__ import annotations

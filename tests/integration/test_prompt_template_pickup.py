@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from consult.launcher import ROOT, manage_command
+from tools.launcher import ROOT, manage_command
 from consult.selectors import BUILTIN_TEMPLATE_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 from system_processes import SystemProcesses, Worker, log_tail, system_env
 
-from consult.launcher import Supervisor, free_port, redis_command, redis_wait
+from tools.launcher import Supervisor, free_port, redis_command, redis_wait
 
 PROCESS_TIMEOUT_S = 90
 PATIENT_TEXTS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consult.launcher import ROOT, manage_command
+from tools.launcher import ROOT, manage_command
 
 from .conftest import PATIENT_TEXTS, FaultSystem
 

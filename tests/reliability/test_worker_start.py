@@ -1,4 +1,4 @@
-"""What a worker does before it reports ready (consult/celery.py), read from real workers' logs: it sets its
+"""What a worker does before it reports ready (consult/worker.py), read from real workers' logs: it sets its
 torch threads (NER_TORCH_THREADS) and, unless NER_WARM_CONTEXT is off, loads the clinical-context
 vocabularies, so that a patient's first message does not wait for them.
 

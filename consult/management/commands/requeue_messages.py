@@ -7,7 +7,7 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from consult import reliability
+from consult import delivery
 
 
 class Command(BaseCommand):
@@ -21,9 +21,9 @@ class Command(BaseCommand):
     def handle(self, *args, failed: bool, since_hours: float | None, **options) -> None:
         if since_hours is not None and not failed:
             raise CommandError("--since-hours goes with --failed")
-        requeued = reliability.messages_requeue_orphaned()
+        requeued = delivery.messages_requeue_orphaned()
         self.stdout.write(f"re-queued {len(requeued)} message(s) that no queue held")
         if failed:
             since = timezone.now() - datetime.timedelta(hours=since_hours) if since_hours is not None else None
-            ids = reliability.messages_requeue_failed(since=since)
+            ids = delivery.messages_requeue_failed(since=since)
             self.stdout.write(f"re-queued {len(ids)} failed message(s)")

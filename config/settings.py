@@ -147,9 +147,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "consult.urls"
-WSGI_APPLICATION = "consult.wsgi.application"
-ASGI_APPLICATION = "consult.asgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -260,6 +260,8 @@ from consult.vocabulary import NER_QUEUE  # noqa: E402
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = NER_QUEUE
 CELERY_TASK_ROUTES = {"consult.tasks.*": {"queue": NER_QUEUE}}
+# Loaded by workers only: their start-up and shutdown hooks (torch threads, model warm-up, message sweeper).
+CELERY_IMPORTS = ("consult.worker",)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
@@ -289,7 +291,7 @@ MESSAGE_MAX_CHARS = int(os.environ.get("MESSAGE_MAX_CHARS", "2000"))
 MESSAGE_PROCESS_MAX_RETRIES = int(os.environ.get("MESSAGE_PROCESS_MAX_RETRIES", "3"))
 WEBSOCKET_AUTH_TIMEOUT_S = float(os.environ.get("WEBSOCKET_AUTH_TIMEOUT_S", "15"))
 WEBSOCKET_MAX_MESSAGE_BYTES = int(os.environ.get("WEBSOCKET_MAX_MESSAGE_BYTES", str(MESSAGE_MAX_CHARS * 6 + 1024)))
-# The database is the source of truth for what still needs processing; see consult/reliability.py.
+# The database is the source of truth for what still needs processing; see consult/delivery.py.
 MESSAGE_SWEEP_INTERVAL_S = float(os.environ.get("MESSAGE_SWEEP_INTERVAL_S", "30"))
 MESSAGE_LEASE_S = float(os.environ.get("MESSAGE_LEASE_S", "120"))
 MESSAGE_QUEUE_LEASE_S = float(os.environ.get("MESSAGE_QUEUE_LEASE_S", "3600"))

@@ -1,6 +1,8 @@
-"""No patient message is lost: the database says what still needs processing, Redis only carries it.
+"""Delivery of patient messages to the workers: publishing a message's task, the leases that tell which
+messages a queue or a worker holds, and re-queueing those that none holds.
 
-A message row is committed as `queued` before its task is published (services.message_create). Everything
+No patient message is lost: the database says what still needs processing, Redis only carries it.
+A message row is committed as `queued` before its task is published (services.messages.message_create). Everything
 after that can fail: the publish (Redis down), Redis itself (restarted without its data), or the worker
 holding the task (SIGKILL, OOM, a host that vanishes). Each case leaves a `queued` or `processing` row
 that no queue will ever deliver again, so every worker runs a sweeper that re-publishes such rows.
@@ -13,7 +15,7 @@ A row still queued/processing whose lease is gone has lost its task: the publish
 data (the leases went with it), or the worker died and its lease ran out. The sweeper claims the lease
 with SET NX before re-publishing, so that several workers sweeping at once publish once.
 
-Re-publishing is safe because processing is idempotent (services.message_process): a redelivered copy
+Re-publishing is safe because processing is idempotent (services.messages.message_process): a redelivered copy
 of a processed message is a no-op, and a second concurrent run finds the message processed under the
 consultation's row lock and writes nothing.
 """
@@ -27,13 +29,18 @@ import threading
 import redis
 from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import Count
 from django.utils import timezone
 
-from consult.models import Message
+from config.celery_app import app
+from consult.models import Entity, Message, TriageEvent
 
 logger = logging.getLogger(__name__)
 
 LEASE_KEY = "consult:message-lease:{message_id}"
+# The task that processes a message (consult.tasks.message_process), published by name: the task imports
+# this module for its leases, so this module does not import the task.
+MESSAGE_PROCESS_TASK = "consult.tasks.message_process"
 # Rows younger than this are left alone: their publish is still in flight on the web server.
 SWEEP_GRACE_S = 2.0
 UNFINISHED = (Message.Status.QUEUED, Message.Status.PROCESSING)
@@ -46,8 +53,6 @@ def _redis_client(url: str) -> redis.Redis:
 
 def _lease_redis() -> redis.Redis:
     # The broker's own Redis: a lease is meaningful exactly as long as the queue it describes survives.
-    from consult.celery import app
-
     return _redis_client(app.conf.broker_url)
 
 
@@ -72,10 +77,25 @@ def message_lease_release(*, message_id: int) -> None:
         logger.warning("Could not release the lease of message %s: %r", message_id, exc)
 
 
+def message_publish(*, message_id: int) -> None:
+    app.send_task(MESSAGE_PROCESS_TASK, args=[message_id], queue=settings.NER_QUEUE)
+
+
+def message_enqueue(*, message_id: int) -> None:
+    """Publish the message's task under a queue lease, so that the sweeper leaves it to the queue.
+    The lease comes first so that a worker's own lease, taken once it starts, is never overwritten."""
+    leased = message_lease_set(message_id=message_id, seconds=settings.MESSAGE_QUEUE_LEASE_S)
+    try:
+        message_publish(message_id=message_id)
+    except Exception:
+        # Without a lease the sweeper re-queues it once Redis answers again; the row stays queued.
+        if leased:
+            message_lease_release(message_id=message_id)
+        raise
+
+
 def messages_requeue_orphaned(*, grace_s: float = SWEEP_GRACE_S) -> list[int]:
     """Re-publish every unfinished patient message that no queue or worker holds; returns their ids."""
-    from consult.services import message_publish
-
     cutoff = timezone.now() - datetime.timedelta(seconds=grace_s)
     candidates = list(
         Message.objects.filter(role=Message.Role.PATIENT, status__in=UNFINISHED, created_at__lte=cutoff)
@@ -106,8 +126,6 @@ def messages_requeue_orphaned(*, grace_s: float = SWEEP_GRACE_S) -> list[int]:
 
 def messages_requeue_failed(*, since: datetime.datetime | None = None) -> list[int]:
     """Put failed patient messages back in the queue (after an outage is fixed); returns their ids."""
-    from consult.services import message_publish
-
     failed = Message.objects.filter(role=Message.Role.PATIENT, status=Message.Status.FAILED)
     if since is not None:
         failed = failed.filter(created_at__gte=since)
@@ -168,10 +186,6 @@ def sweeper_stop() -> None:
 def messages_delivery_audit(*, message_ids: list[int]) -> dict[str, object]:
     """What became of these patient messages: stored, processed, failed or unfinished, and anything written
     twice (entities at the same offsets, triage events of one rule, replies). Used by bench/load.py."""
-    from django.db.models import Count
-
-    from consult.models import Entity, TriageEvent
-
     ids = set(message_ids)
     stored = dict(Message.objects.filter(pk__in=ids).values_list("id", "status"))
     by_status: dict[str, int] = {}

@@ -1,16 +1,16 @@
-"""Celery app `consult.celery:app`; configured from Django settings (CELERY_* names)."""
+"""What a Celery worker process does besides running tasks: its torch threads and the model's warm-up before it
+reports ready, and the message sweeper (consult.delivery) while it runs. Loaded by workers only
+(settings.CELERY_IMPORTS), never by the web server."""
+from __future__ import annotations
+
 import logging
-import os
 import time
 
-from celery import Celery
+import torch
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from django.conf import settings
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
-
-app = Celery("consult")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["consult"])
+from consult import delivery, extraction
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +23,6 @@ def torch_threads_set(threads: int) -> None:
     busy cores with the web server or another worker spin and wait for each other: on a loaded 2-core
     machine one extraction took 0.2 s with 1 thread and 2.5-6.7 s with 2. Scale with worker processes.
     """
-    import torch
-
     torch.set_num_threads(threads)
     logger.info("torch uses %d thread(s) in this worker process", torch.get_num_threads())
 
@@ -36,8 +34,6 @@ def extractor_warm_up(*, context: bool) -> None:
     8-26 s on a busy 2-core machine. A failure is logged, not fatal: the task loads again on its first
     message and reports a clear error if that fails too.
     """
-    from consult import extraction
-
     try:
         extractor = extraction.extractor_get()
     except Exception:
@@ -58,8 +54,6 @@ def extractor_warm_up(*, context: bool) -> None:
 @worker_process_init.connect
 def worker_process_prepare(**kwargs) -> None:
     # Runs in each process that executes tasks (the solo pool's only process), before the worker reports ready.
-    from django.conf import settings
-
     torch_threads_set(settings.NER_TORCH_THREADS)
     extractor_warm_up(context=settings.NER_WARM_CONTEXT)
 
@@ -68,13 +62,9 @@ def worker_process_prepare(**kwargs) -> None:
 def sweeper_start(**kwargs) -> None:
     # Every worker sweeps (no single beat process to lose): at start-up, which re-queues what a crashed
     # predecessor or a Redis restart left behind, and then periodically.
-    from consult import reliability
-
-    reliability.sweeper_start()
+    delivery.sweeper_start()
 
 
 @worker_shutdown.connect
 def sweeper_stop(**kwargs) -> None:
-    from consult import reliability
-
-    reliability.sweeper_stop()
+    delivery.sweeper_stop()

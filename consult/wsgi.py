@@ -1,8 +1,0 @@
-"""WSGI entry point (HTTP only; websockets need consult.asgi)."""
-import os
-
-from django.core.wsgi import get_wsgi_application
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consult.settings")
-
-application = get_wsgi_application()
