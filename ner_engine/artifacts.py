@@ -82,6 +82,7 @@ def artifact_save(directory: str | Path, model: PromptBioMRC, templates: Mapping
     (directory / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     encoder = model.encoder.get_base_model() if hasattr(model.encoder, "get_base_model") else model.encoder
     (directory / "encoder_config.json").write_text(encoder.config.to_json_string())
+    # A copy of the training templates (ner_engine/templates.json, the source) for the model's types.
     (directory / "templates.json").write_text(json.dumps(templates_to_dict(templates), indent=2) + "\n")
     if card is not None:
         model_card_write(directory, card)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ner_engine.datasets import DEFAULT_DATA_DIR, REGISTRY, dataset_load
 from ner_engine.artifacts import DEFAULT_MODEL_DIR
-from ner_engine.extractor import Extractor
+from ner_engine.datasets import DEFAULT_DATA_DIR, REGISTRY, dataset_load
 from ner_engine.evaluation import spans_evaluate
+from ner_engine.extractor import Extractor
+from ner_engine.triplets import templates_from_dict, templates_load
 from ner_engine.types import Span
 
 pytestmark = pytest.mark.slow
@@ -32,6 +33,18 @@ def test_card_states_the_artifact_size_and_cost(card):
     assert card["cost"]["artifact_bytes"] == (DEFAULT_MODEL_DIR / "model.safetensors").stat().st_size
     for key in ("total_parameters", "trainable_parameters", "training_wall_time_s", "peak_memory_mb", "artifact_bytes"):
         assert card["cost"][key], key
+
+
+def test_shipped_templates_are_the_source_templates_of_its_types():
+    """ner_engine/templates.json is the one source of the hard templates: every type the library has a query for
+    (it seeds the app's template admin, which may offer a type a model lacks: ANATOMY). A model folder's
+    templates.json is the copy training saved of it for the types that model was trained on."""
+    trained_types = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["entity_types"]
+    saved = templates_from_dict(json.loads((DEFAULT_MODEL_DIR / "templates.json").read_text()))
+    source = templates_load()
+    assert list(saved) == trained_types
+    assert saved == {entity_type: source[entity_type] for entity_type in trained_types}
+    assert set(source) > set(saved)
 
 
 def test_extracts_patient_language(extractor):
