@@ -29,18 +29,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ner_engine.context import ContextPipeline  # noqa: E402
-from ner_engine.context.assertion import AssertionDetector, check_set_load  # noqa: E402
+from ner_engine.context.assertion import AssertionDetector  # noqa: E402
 from ner_engine.context.attributes import attributes_find, attributes_link  # noqa: E402
 from ner_engine.context.dictionaries import (CODED_CORPORA, TRAINING_SPLITS, code_parse,  # noqa: E402
                                              dictionaries_installed, dictionary_build, dictionary_save)
 from ner_engine.context.embeddings import cache_dir, cache_key, cache_paths  # noqa: E402
-from ner_engine.context.normalisation import (LAY_CHECK_FILE, SYSTEMS_BY_TYPE, Normaliser,  # noqa: E402
-                                              coding_check_load)
+from ner_engine.context.normalisation import SYSTEMS_BY_TYPE, Normaliser  # noqa: E402
 from ner_engine.context.terms import abbreviations_find, term_normalise  # noqa: E402
 from ner_engine.context.vocabularies import vocabulary_key  # noqa: E402
 from ner_engine.datasets import DEFAULT_DATA_DIR  # noqa: E402
 from ner_engine.types import Entity  # noqa: E402
 
+from _check_sets import assertion_check_load, coding_check_load, lay_check_rows  # noqa: E402
 from _negation_gold import (TARGET_LABELS, NegationDocument, case_report_negation_documents,  # noqa: E402
                             maccrobat_ids, maccrobat_negation_document, maccrobat_read, negation_score, prf)
 
@@ -141,7 +141,7 @@ def case_report_eval(data_dir: Path, detector: AssertionDetector) -> dict:
 def assertion_check_eval(detector: AssertionDetector) -> dict:
     """Accuracy per expected assertion and `absent` P/R/F1 on each half (rows in file order: even positions
     dev, odd positions test), the mention being its first whole-word occurrence in the message."""
-    rows = check_set_load()
+    rows = assertion_check_load()
     result: dict = {"split": "rows in file order: even positions dev, odd positions test"}
     for part, chosen in (("dev", rows[0::2]), ("test", rows[1::2]), ("all", rows)):
         by_expected: dict[str, Counter] = {}
@@ -268,12 +268,6 @@ def normalisation_sets_eval(data_dir: Path, pip_only: Normaliser, embedded: Norm
         path.unlink()
         print(name, json.dumps(results[name]))
     return results
-
-
-def lay_check_rows() -> list[list[str]]:
-    """(phrase, entity_type, system, code, preferred name) rows of the lay check set, in file order."""
-    return [line.split("\t") for line in LAY_CHECK_FILE.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")]
 
 
 def lay_check_split(rows: list) -> dict[str, list]:

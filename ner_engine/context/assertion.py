@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CUES_FILE = Path(__file__).with_name("assertion_cues.tsv")
-CHECK_FILE = Path(__file__).with_name("assertion_check.tsv")  # patient-phrased check set (bench/context_eval.py)
 CATEGORIES: tuple[str, ...] = ("family", "hypothetical", "absent", "possible", "historical")  # priority order
 ASSERTIONS: tuple[str, ...] = ("present",) + CATEGORIES
 EXPERIENCERS: tuple[str, ...] = ("patient", "other")  # whose finding it is (ConText's experiencer)
@@ -267,19 +266,3 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
     if start < len(text) or not bounds:
         bounds.append((start, len(text)))
     return bounds
-
-
-def check_set_load(path: str | Path = CHECK_FILE) -> list[tuple[str, str, tuple[int, int]]]:
-    """(expected assertion, message, mention span) rows of the patient-phrased check set, in file order; the
-    mention is its first whole-word occurrence in the message. A row naming an unknown assertion, or a mention
-    that is not a word of its message, raises ValueError: it would silently score something else."""
-    cases = []
-    for line_number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line or line.startswith("#"):
-            continue
-        expected, mention, message = line.split("\t")
-        match = re.search(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", message, re.IGNORECASE)
-        if expected not in ASSERTIONS or match is None:
-            raise ValueError(f"{path}:{line_number}: expected an assertion and a word of the message, got {line!r}")
-        cases.append((expected, message, match.span()))
-    return cases

@@ -51,26 +51,6 @@ LEXICAL_CONFIDENT = 0.93  # a lexical match this good is not second-guessed by e
 # time below cosine 0.9, while at 0.95 they code 11 more of 10,463 mentions: no gain worth a forward pass.
 EMBEDDING_THRESHOLDS: dict[str, float] = {"SYMPTOM": 0.8, "DISEASE": 0.8}
 EMBEDDING_TOP_K = 10
-LAY_CHECK_FILE = Path(__file__).with_name("lay_check.tsv")
-CODING_CHECK_FILE = Path(__file__).with_name("coding_check.tsv")
-
-
-def coding_check_load(path: str | Path = CODING_CHECK_FILE) -> list[dict]:
-    """Rows of the coding check set, in file order: {expected ("<system>:<code>" or "uncoded"), type, mention,
-    message, name, start, end}, the mention being its first case-insensitive occurrence in the message. A row
-    whose mention is not in its message raises ValueError."""
-    rows = []
-    for line_number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line or line.startswith("#"):
-            continue
-        expected, entity_type, mention, message, name = line.split("\t")
-        start = message.lower().find(mention.lower())
-        if start < 0 or entity_type not in SYSTEMS_BY_TYPE:
-            raise ValueError(f"{path}:{line_number}: mention not in its message or unknown type: {line!r}")
-        rows.append({"expected": expected, "type": entity_type, "mention": message[start:start + len(mention)],
-                     "message": message, "name": name, "start": start, "end": start + len(mention)})
-    return rows
-
 
 _STOP_PREFIX = re.compile(
     r"^(?:(?:my|his|her|their|our|your|the|a|an|some|bit of|a bit of|bad|really|very|constant|terrible|"
