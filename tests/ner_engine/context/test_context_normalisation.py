@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from ner_engine.context.normalisation import Normaliser
-from ner_engine.context.terms import abbreviations_find, lay_rewrite, term_normalise
 from ner_engine.context.vocabularies import Vocabulary
 
 TOY = Vocabulary("HPO", [
@@ -68,14 +67,6 @@ def test_extra_synonyms_win_ties():
     assert codes(normaliser, "sick") == [("HP:2", 1.0)]
     assert codes(normaliser, "migraine") == [("HP:9", 1.0)]
     assert codes(Normaliser(vocabularies={"HPO": TOY}), "migraine") == []  # the original is untouched
-
-
-def test_text_helpers():
-    assert term_normalise("  Crohn's  Disease! ") == "crohn disease"  # possessive dropped, as in the vocabularies
-    assert lay_rewrite("tummy ache") == "abdominal pain"
-    assert lay_rewrite("throwing up") == "vomiting"
-    assert abbreviations_find("acute renal failure (ARF) was seen; ARF resolved") == {"ARF": "acute renal failure"}
-    assert abbreviations_find("a dose (5 mg)") == {}
 
 
 def test_vocabularies_load_once_per_normaliser(monkeypatch):
