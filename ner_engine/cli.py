@@ -1,4 +1,7 @@
-"""`python -m ner_engine train|evaluate|predict|datasets`."""
+"""`python -m ner_engine train|evaluate|predict|datasets|fetch`.
+
+`training` and `extractor` (which import torch and transformers: seconds) are imported by the commands that use
+them, so that `datasets` and `fetch` start at once."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +10,14 @@ import logging
 import sys
 from pathlib import Path
 
+from ner_engine.datasets import REGISTRY, dataset_load
+from ner_engine.evaluation import spans_evaluate
+from ner_engine.fetch import corpus_fetch
+from ner_engine.types import Span
+
 
 def _train(args) -> int:
-    from ner_engine.training import TrainConfig, config_override, train
+    from ner_engine.training import TrainConfig, config_override, train  # torch: on use (module docstring)
 
     data = json.loads(Path(args.config).read_text()) if args.config else {}
     if args.data_dir:
@@ -26,10 +34,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ner_engine.datasets import REGISTRY, dataset_load
-    from ner_engine.extractor import Extractor
-    from ner_engine.evaluation import spans_evaluate
-    from ner_engine.types import Span
+    from ner_engine.extractor import Extractor  # torch: on use (module docstring)
 
     # Scores need spans only: the clinical-context stage is off.
     extractor = Extractor.load(args.model, device=args.device, precision=args.precision, context=False)
@@ -82,7 +87,7 @@ def _predict(args) -> int:
                 print(f"{args.input}:{line_number}: \"text\" must be a string", file=sys.stderr)
                 return 2
             rows.append(row)
-    from ner_engine.extractor import Extractor
+    from ner_engine.extractor import Extractor  # torch: on use (module docstring)
 
     extractor = Extractor.load(args.model, device=args.device, precision=args.precision)
     with open(args.output, "w", encoding="utf-8") as out:
@@ -95,16 +100,12 @@ def _predict(args) -> int:
 
 
 def _datasets(args) -> int:
-    from ner_engine.datasets import REGISTRY
-
     for name, spec in REGISTRY.items():
         print(f"{name:16} types={','.join(spec.types):40} licence={spec.licence}\n{'':16} {spec.description}")
     return 0
 
 
 def _fetch(args) -> int:
-    from ner_engine.fetch import corpus_fetch
-
     try:
         for path in corpus_fetch(args.name, args.data_dir):
             print(path)
