@@ -193,6 +193,12 @@ def summarise(results: list[dict]) -> dict:
         "severity_1_2_patients": len(severe),
         "severity_1_2_under_triage": round(len(severe_under) / len(severe), 4) if severe else None,
         "severity_1_2_under_triaged": [(r["row"], r["pathology"], r["urgency"]) for r in severe_under][:50],
+        # Whether the patient was told to act now (ambulance or emergency department) when, and only when, the
+        # pathology is severity 1-2: the decision that matters most, apart from which of the two.
+        "act_now_sensitivity": round(sum(r["urgency"] in URGENCY_LEVELS[:2] for r in severe) / len(severe), 4)
+        if severe else None,
+        "act_now_specificity": round(sum(r["urgency"] not in URGENCY_LEVELS[:2] for r in results if r not in severe)
+                                     / max(1, n - len(severe)), 4),
         "questions_mean": round(statistics.mean(questions), 2),
         "questions_p95": questions[min(n - 1, int(round(0.95 * (n - 1))))],
         "concluded": round(sum(r["concluded"] for r in results) / n, 4),

@@ -209,14 +209,20 @@ class DifferentialModel:
         return None
 
     def explaining(self, observed: Mapping[str, bool], *, support: float) -> np.ndarray:
-        """[D] bool: the pathologies under which every present evidence of `observed` has probability
-        >= `support`, i.e. that account for all the patient has (all True when `support` is 0, when nothing present
-        is in the model, or when no pathology accounts for it all)."""
-        present = [self.evidence_index[n] for n, value in observed.items() if value and n in self.evidence_index]
-        if support <= 0 or not present:
+        """[D] bool: the pathologies under which some present, specific evidence of `observed` has probability
+        >= `support`. An evidence at least half the pathologies have at that probability (E_53, "pain somewhere")
+        is not specific and explains nothing. All True when `support` is 0, or when nothing specific is present.
+
+        "Some", not "every": a patient's second, unrelated finding (a runny nose beside chest pain) must not
+        discount the pathology that explains the first."""
+        if support <= 0:
             return np.ones(len(self.pathologies), dtype=bool)
-        explaining = (self.likelihood[:, present] >= support).all(axis=1)  # [D, P] -> [D]
-        return explaining if explaining.any() else np.ones(len(self.pathologies), dtype=bool)
+        present = [self.evidence_index[n] for n, value in observed.items() if value and n in self.evidence_index]
+        supported = self.likelihood[:, present] >= support  # [D, P]
+        specific = supported.sum(axis=0) < len(self.pathologies) / 2  # [P]
+        if not specific.any():
+            return np.ones(len(self.pathologies), dtype=bool)
+        return supported[:, specific].any(axis=1)  # [D]
 
     def severity_urgency(self, posterior: np.ndarray, thresholds: Sequence[float],
                          counted: np.ndarray | None = None) -> str:

@@ -38,6 +38,7 @@ _ANSWER_ASSERTION = {"yes": "present", "no": "absent", "unsure": "unsure"}
 # "anything_else" closes every interview: a patient answers what is asked, and a second symptom nobody asked about
 # (palpitations beside a headache) changes the complaint, its red flags and the differential.
 GENERAL_ORDER = ("duration", "severity", "demographics", "pregnancy", "history", "anything_else")
+ANYTHING_ELSE_AGAIN = "What else have you noticed? Tell me in your own words."
 # Messages that carry no clinical content: the interview keeps asking for the complaint.
 _SMALL_TALK = re.compile(
     r"^(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|is anyone there|anyone there|are you there|"
@@ -80,8 +81,8 @@ class TriageSettings:
     differential_min_gain: float = 0.02
     evidence_weight: float = 0.7  # tempers the differential's naive Bayes (DifferentialModel.posterior)
     severity_thresholds: tuple[float, float, float, float] = (0.2, 0.25, 0.45, 0.5)  # P(severity <= k), k = 1..4
-    # Only pathologies under which every present finding has at least this probability count towards the level
-    # (0: all): after many "no" answers the posterior drifts to pathologies that explain nothing the patient has.
+    # Only pathologies under which some present, specific finding has at least this probability count towards the
+    # level (0: all): after many "no" answers the posterior drifts to pathologies that explain nothing the patient has.
     differential_support: float = 0.05
 
 
@@ -165,6 +166,7 @@ class _Interview:
     mentioned_symptoms: list[str] = field(default_factory=list)  # extractor SYMPTOM/DISEASE words, current
     ddx_answers: dict[str, str] = field(default_factory=dict)  # E_xx -> "yes" | "no" | "unsure"
     pain_site_known: bool = False
+    more_to_tell: bool = False  # "anything else?" was answered "yes" without saying what
 
 
 class TriageEngine:
@@ -222,6 +224,8 @@ class TriageEngine:
                 finding_words.add(words.lower())
             self._answer(interview, answered, text, index, stated_ids)
             self._fields(conversation, text, entities, answered)
+            if answered == "general:anything_else":
+                interview.more_to_tell = not stated_ids and not entities and ev.answer_read(text) in ("yes", "unsure")
             for entity in entities:
                 if entity.get("type") in ("SYMPTOM", "DISEASE") and ev.entity_assertion(entity) in (None, "present", "possible"):
                     interview.mentioned_symptoms.append(entity["text"])
@@ -421,9 +425,11 @@ class TriageEngine:
                 return question
         for general in GENERAL_ORDER:
             # An answer that answered something else gets the question once more (issue 11: the medicines
-            # question was never asked again).
-            if self._general_needed(general, interview) and asked.count(f"general:{general}") < (
-                    2 if general in ("demographics", "history") else 1):
+            # question was never asked again); so does a bare "yes" to "anything else?".
+            again = general in ("demographics", "history") or (general == "anything_else" and interview.more_to_tell)
+            if self._general_needed(general, interview) and asked.count(f"general:{general}") < (2 if again else 1):
+                if general == "anything_else" and interview.more_to_tell:
+                    return Question("general:anything_else", ANYTHING_ELSE_AGAIN)
                 return Question(f"general:{general}", self.knowledge.general_questions[general])
         return None
 

@@ -110,11 +110,16 @@ def test_every_ddxplus_evidence_the_knowledge_base_names_exists():
     assert not unknown
 
 
-def test_only_pathologies_that_account_for_every_present_finding_are_counted(grouped):
-    observed = {"E_97": True, "E_66": False}  # a sore throat
+def test_only_pathologies_that_account_for_a_present_finding_are_counted(grouped):
+    observed = {"E_97": True, "E_53": True, "E_66": False}  # a sore throat (and so "pain somewhere")
     counted = dict(zip(grouped.pathologies, grouped.explaining(observed, support=0.05)))
     assert counted["URTI"] and not counted["Sarcoidosis"] and not counted["Cluster headache"]
     assert grouped.explaining(observed, support=0.0).all() and grouped.explaining({}, support=0.05).all()
+    # "Pain somewhere" is not specific: most pathologies have it, so alone it discounts nothing.
+    assert grouped.explaining({"E_53": True}, support=0.05).all()
+    # An unrelated second finding (a runny nose) does not discount what explains the first (chest pain).
+    both = dict(zip(grouped.pathologies, grouped.explaining({"chest_pain": True, "E_181": True}, support=0.05)))
+    assert both["Possible NSTEMI / STEMI"] and both["URTI"]
     # Severe pathologies that do not account for the sore throat do not raise the level.
     posterior = np.zeros(49)
     posterior[grouped.pathologies.index("Spontaneous pneumothorax")] = 0.6  # severity 2, no sore throat

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consult.triage import TriageEngine, TriageInput, TriageSettings, Turn, knowledge_load
+from consult.triage.engine import ANYTHING_ELSE_AGAIN
 from consult.vocabulary import urgency_rank
 
 
@@ -157,3 +158,14 @@ def test_a_symptom_told_at_anything_else_brings_its_own_red_flags(engine):
     decision, asked = converse(engine, "I have a mild headache at my temple", answers)
     assert "general:anything_else" in asked
     assert urgency_rank(decision.urgency) <= urgency_rank("emergency"), decision.reasons
+
+
+def test_a_bare_yes_to_anything_else_is_asked_what(engine):
+    def answers(question):
+        if question.id == "general:anything_else":
+            return "yes" if question.text != ANYTHING_ELSE_AGAIN else "I keep being sick, I can't keep water down"
+        return "28, female" if question.id == "general:demographics" else "no"
+
+    decision, asked = converse(engine, "I've had a sore throat for two days", answers)
+    assert asked.count("general:anything_else") == 2
+    assert findings(decision).get("unable_to_keep_fluids_down") == "present", findings(decision)
