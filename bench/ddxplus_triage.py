@@ -9,7 +9,7 @@ dev half only) opens with a message rendered from its INITIAL_EVIDENCE in plain 
 written independently of the knowledge base's synonyms), then answers the assistant's questions from its evidences
 ("no" for evidences it lacks; a finding the knowledge base defines by values of a multiple-choice evidence, such as
 chest pain by the sites of E_55, is "yes" when the patient has any of them). Every message goes through the app's own path: `consult.extraction.entities_extract`
-(the NER model and its clinical context) and `consult.services.triage_engine_get()` (the interview engine the worker
+(the NER model and its clinical context) and `consult.interview.triage_engine_get()` (the interview engine the worker
 runs), one turn at a time; extraction results are cached per distinct text.
 
 Reported: urgency against the pathology's DDXPlus severity (1 -> call an ambulance, 2 -> emergency department,
@@ -41,7 +41,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from consult import extraction, services  # noqa: E402
+from consult import extraction, interview  # noqa: E402
 from consult.triage import TriageInput, Turn  # noqa: E402
 from consult.triage.differential import evidences_binary, patients_read, patients_split  # noqa: E402
 from consult.vocabulary import URGENCY_LEVELS, urgency_rank  # noqa: E402
@@ -219,7 +219,7 @@ def main() -> int:
 
     directory = settings.DDXPLUS_DIR
     phrases = json.loads(PHRASES.read_text(encoding="utf-8"))["evidences"]
-    engine = services.triage_engine_get()
+    engine = interview.triage_engine_get()
     if args.settings:
         changes = {k: tuple(v) if isinstance(v, list) else v for k, v in args.settings.items()}
         engine.settings = dataclasses.replace(engine.settings, **changes)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
+
 # daphne.server installs Twisted's asyncio reactor on import: it must come before anything else Twisted.
 from daphne import server as daphne_server  # isort:skip
 
 
 def websocket_max_message_bytes() -> int:
-    from django.conf import settings
-
     return int(settings.WEBSOCKET_MAX_MESSAGE_BYTES)
 
 
@@ -43,6 +43,7 @@ class LimitedWebSocketFactory(daphne_server.WebSocketFactory):
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     daphne_server.WebSocketFactory = LimitedWebSocketFactory
+    # After the factory is replaced, so that nothing Daphne builds can have bound the unlimited one.
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface.entrypoint()

@@ -1,6 +1,7 @@
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
@@ -8,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from consult import extraction, model_registry, prompt_templates, selectors
+from consult import extraction, model_registry
 from consult.extraction import TemplateError
 from consult.models import (
     AuditEvent,
@@ -26,10 +27,20 @@ from consult.models import (
     TriageEvent,
     TriageRuleEntry,
 )
+from consult.selectors.prompt_templates import prompt_templates_active
+from consult.services.prompt_templates import (
+    VERSIONED_FIELDS,
+    prompt_template_revert,
+    prompt_template_save,
+    prompt_template_validate,
+    template_error_field,
+)
+from consult.triage import knowledge_load
+from consult.triage.knowledge import KNOWLEDGE_DIR
 
 
 # Clinical data, the model's output, reviews and the audit trail are read-only here: every change to them goes
-# through consult.review in the clinician workspace, which audits it. tests/consult/test_admin_audit.py
+# through consult.services.review in the clinician workspace, which audits it. tests/consult/test_admin_audit.py
 # enumerates the registered models and fails on any that the admin could write without an audit record.
 
 
@@ -150,12 +161,12 @@ class PromptTemplateForm(forms.ModelForm):
         if self.errors:
             return cleaned
         try:
-            prompt_templates.prompt_template_validate(
+            prompt_template_validate(
                 entity_type=entity_type, text=cleaned.get("text", ""), anchor_words=cleaned.get("anchor_words"),
                 soft_prompt_length=self.instance.soft_prompt_length,
             )
         except TemplateError as error:
-            raise ValidationError({prompt_templates.template_error_field(error=error): str(error)}) from None
+            raise ValidationError({template_error_field(error=error): str(error)}) from None
         return cleaned
 
 
@@ -200,7 +211,7 @@ class PromptTemplateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Deactivate a template here; DELETE /api/templates/<id>/ deletes through
-        # prompt_templates.prompt_template_delete, which keeps the version history.
+        # services.prompt_templates.prompt_template_delete, which keeps the version history.
         return False
 
     def get_readonly_fields(self, request, obj=None):
@@ -210,13 +221,13 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         # Saved through the service: it versions the change and records who made it, with the admin's note.
         # Workers compare versions before each message, so the edit takes effect on their next task.
-        values = {name: form.cleaned_data[name] for name in prompt_templates.VERSIONED_FIELDS
+        values = {name: form.cleaned_data[name] for name in VERSIONED_FIELDS
                   if name in form.cleaned_data}
         note = form.cleaned_data.get("change_note", "").strip()
         if note and change:
             changed = [name for name, value in values.items() if form.initial.get(name) != value]
             note = f"{note} (changed {', '.join(changed)})" if changed else note
-        saved = prompt_templates.prompt_template_save(
+        saved = prompt_template_save(
             template=obj if change else None, actor=request.user, entity_type=obj.entity_type, note=note, **values
         )
         obj.pk, obj.version, obj.updated_at = saved.pk, saved.version, saved.updated_at
@@ -246,7 +257,7 @@ class PromptTemplateAdmin(admin.ModelAdmin):
                    "anchor_words_text": anchor_text if anchor_text is not None else json.dumps(template.anchor_words)}
         try:
             anchor_words = json.loads(anchor_text) if anchor_text is not None else list(template.anchor_words)
-            prompt_templates.prompt_template_validate(entity_type=template.entity_type, text=text,
+            prompt_template_validate(entity_type=template.entity_type, text=text,
                                                       anchor_words=anchor_words,
                                                       soft_prompt_length=template.soft_prompt_length)
             context.update(template_preview_run(entity_type=template.entity_type, text=text,
@@ -264,7 +275,7 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         earlier = get_object_or_404(PromptTemplateVersion, template=template, version=version)
         if request.method == "POST":
             try:
-                saved = prompt_templates.prompt_template_revert(template=template, version=version,
+                saved = prompt_template_revert(template=template, version=version,
                                                                 actor=request.user)
             except TemplateError as error:
                 self.message_user(request, f"Could not revert: {error}", messages.ERROR)
@@ -292,7 +303,7 @@ def template_preview_run(*, entity_type: str, text: str, anchor_words: list[str]
     """{"before": [...], "after": [...], "sample_segments_*"}: the sample's entities with the active templates
     (what the workers use now) and with `text` as the `entity_type` template; entities as {"type", "text",
     "start", "end", "score", "changed"} where `changed` marks those the other side does not have."""
-    overrides, version = selectors.prompt_templates_active()
+    overrides, version = prompt_templates_active()
     before = extraction.preview_extract(overrides=overrides, text=sample).entities
     edited = {**overrides, entity_type: {"template": text, "anchor": anchor_words[0]}}
     after = extraction.preview_extract(overrides=edited, text=sample).entities
@@ -379,8 +390,6 @@ class NerModelAdmin(FileBackedAdmin):
     change_list_template_name = "admin/consult/ner_models.html"
 
     def page_context(self, request) -> dict:
-        from django.conf import settings
-
         return {"models": model_registry.ner_models_installed(), "configured": settings.NER_MODEL}
 
 
@@ -389,9 +398,6 @@ class TriageRuleAdmin(FileBackedAdmin):
     change_list_template_name = "admin/consult/triage_rules.html"
 
     def page_context(self, request) -> dict:
-        from consult.triage import knowledge_load
-        from consult.triage.knowledge import KNOWLEDGE_DIR
-
         knowledge = knowledge_load()
         return {"knowledge": knowledge, "knowledge_dir": str(KNOWLEDGE_DIR),
                 "findings": list(knowledge.findings.values()), "sources": list(knowledge.sources.values())}

@@ -19,8 +19,26 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from consult import access, case, fhir, review
+from consult import access, fhir
 from consult.models import Consultation, Urgency
+from consult.extraction import CORE_TYPES
+from consult.selectors.annotations import text_segments
+from consult.selectors.case import CaseFilters, case_get, chief_complaint, consultation_list, patient_details
+from consult.services.review import (
+    AGE_MAX_YEARS,
+    NOTE_MAX_CHARS,
+    SEXES,
+    URGENCY_REASON_MAX_CHARS,
+    ReviewError,
+    clinician_note_save,
+    clinician_urgency_save,
+    consultation_review_mark,
+    context_review_apply,
+    entity_add,
+    entity_review_apply,
+    patient_details_save,
+)
+from consult.vocabulary import ASSERTIONS, REVIEW_TYPES
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -51,12 +69,12 @@ def _date(value: str | None) -> dt.date | None:
         return None
 
 
-def _filters_from(request: HttpRequest) -> case.CaseFilters:
+def _filters_from(request: HttpRequest) -> CaseFilters:
     reviewed = {"yes": True, "no": False}.get(request.GET.get("reviewed", ""))
     status = request.GET.get("status") if request.GET.get("status") in Consultation.Status.values else None
     urgency = request.GET.get("urgency") if request.GET.get("urgency") in Urgency.values else None
     search = " ".join(request.GET.get("q", "").split())[:100] or None
-    return case.CaseFilters(status=status, urgency=urgency, reviewed=reviewed,
+    return CaseFilters(status=status, urgency=urgency, reviewed=reviewed,
                             created_from=_date(request.GET.get("from")), created_to=_date(request.GET.get("to")),
                             search=search)
 
@@ -65,10 +83,10 @@ def _filters_from(request: HttpRequest) -> case.CaseFilters:
 @clinician_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     filters = _filters_from(request)
-    consultations = case.consultation_list(filters=filters).prefetch_related("record_items", "messages")
+    consultations = consultation_list(filters=filters).prefetch_related("record_items", "messages")
     page = Paginator(consultations, 50).get_page(request.GET.get("page"))
-    rows = [{"consultation": c, "chief_complaint": case.chief_complaint(consultation=c),
-             "patient": case.patient_details(consultation=c),
+    rows = [{"consultation": c, "chief_complaint": chief_complaint(consultation=c),
+             "patient": patient_details(consultation=c),
              # A missing reverse one-to-one raises an AttributeError subclass, which getattr turns into None.
              "clinician_urgency": getattr(c, "clinician_urgency", None)} for c in page]
     query = request.GET.copy()
@@ -81,18 +99,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def _case_context(consultation: Consultation) -> dict:
-    view = case.case_get(consultation=consultation)
+    view = case_get(consultation=consultation)
     messages_view = [
         {"message": message, "annotations": annotations,
-         "segments": review.text_segments(text=message.text, annotations=annotations)}
+         "segments": text_segments(text=message.text, annotations=annotations)}
         for message, annotations in view.messages
     ]
     return {"case": view, "consultation": consultation, "messages_view": messages_view,
-            "review_types": [(t, TYPE_LABELS.get(t, t)) for t in review.REVIEW_TYPES],
-            "assertions": review.ASSERTIONS, "reviewed": getattr(consultation, "review", None),
-            "core_types": review.CORE_TYPES, "note_max_chars": review.NOTE_MAX_CHARS,
-            "urgencies": Urgency.choices, "urgency_reason_max_chars": review.URGENCY_REASON_MAX_CHARS,
-            "sexes": review.SEXES, "age_max": review.AGE_MAX_YEARS}
+            "review_types": [(t, TYPE_LABELS.get(t, t)) for t in REVIEW_TYPES],
+            "assertions": ASSERTIONS, "reviewed": getattr(consultation, "review", None),
+            "core_types": CORE_TYPES, "note_max_chars": NOTE_MAX_CHARS,
+            "urgencies": Urgency.choices, "urgency_reason_max_chars": URGENCY_REASON_MAX_CHARS,
+            "sexes": SEXES, "age_max": AGE_MAX_YEARS}
 
 
 @require_safe
@@ -123,13 +141,13 @@ def case_review(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespons
                 changes = {"assertion": data.get("assertion") or None,
                            "codes_keep": data.getlist("codes_keep"),
                            "code_term": data.get("code_term") or None}
-            annotation = review.context_review_apply(
+            annotation = context_review_apply(
                 consultation=consultation, actor=request.user, action=action,
                 entity_id=_int_or_none(data.get("entity_id")), review_id=_int_or_none(data.get("review_id")),
                 **changes,
             )
         elif action == "add":
-            annotation = review.entity_add(
+            annotation = entity_add(
                 consultation=consultation, actor=request.user, message_id=_int_or_none(data.get("message_id")),
                 type=data.get("type", ""), start=data.get("start"), end=data.get("end"),
                 assertion=data.get("assertion") or None,
@@ -139,12 +157,12 @@ def case_review(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespons
             if action == "correct":
                 changes = {"type": data.get("type") or None, "start": _int_or_none(data.get("start")),
                            "end": _int_or_none(data.get("end")), "assertion": data.get("assertion") or None}
-            annotation = review.entity_review_apply(
+            annotation = entity_review_apply(
                 consultation=consultation, actor=request.user, action=action,
                 entity_id=_int_or_none(data.get("entity_id")), review_id=_int_or_none(data.get("review_id")),
                 **changes,
             )
-    except review.ReviewError as error:
+    except ReviewError as error:
         messages.error(request, str(error))
         return redirect(url)
     said = {"context_accept": "proposed values accepted", "context_edit": "values edited"}.get(action,
@@ -159,7 +177,7 @@ def _case_write(request: HttpRequest, consultation_id: uuid.UUID, *, write, done
     consultation = get_object_or_404(Consultation, pk=consultation_id)
     try:
         write(consultation)
-    except review.ReviewError as error:
+    except ReviewError as error:
         messages.error(request, str(error))
     else:
         messages.success(request, done)
@@ -170,7 +188,7 @@ def _case_write(request: HttpRequest, consultation_id: uuid.UUID, *, write, done
 @clinician_required
 def case_note(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     return _case_write(request, consultation_id, done="Note saved.", anchor="#note-title", write=lambda c: (
-        review.clinician_note_save(consultation=c, actor=request.user, text=request.POST.get("note", ""))))
+        clinician_note_save(consultation=c, actor=request.user, text=request.POST.get("note", ""))))
 
 
 @require_POST
@@ -178,7 +196,7 @@ def case_note(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
 def case_urgency(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     return _case_write(
         request, consultation_id, done="Urgency set; the patient's page shows it with your reason.",
-        anchor="#urgency-title", write=lambda c: review.clinician_urgency_save(
+        anchor="#urgency-title", write=lambda c: clinician_urgency_save(
             consultation=c, actor=request.user, urgency=request.POST.get("urgency", ""),
             reason=request.POST.get("reason", "")))
 
@@ -187,7 +205,7 @@ def case_urgency(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespon
 @clinician_required
 def case_patient(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     return _case_write(request, consultation_id, done="Age and sex saved.", anchor="#patient-title",
-                       write=lambda c: review.patient_details_save(
+                       write=lambda c: patient_details_save(
                            consultation=c, actor=request.user, age=request.POST.get("age", "").strip(),
                            sex=request.POST.get("sex", "")))
 
@@ -197,7 +215,7 @@ def case_patient(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespon
 def case_reviewed(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     consultation = get_object_or_404(Consultation, pk=consultation_id)
     reviewed = request.POST.get("reviewed") == "1"
-    review.consultation_review_mark(consultation=consultation, actor=request.user, reviewed=reviewed)
+    consultation_review_mark(consultation=consultation, actor=request.user, reviewed=reviewed)
     messages.success(request, "Marked as reviewed." if reviewed else "Review mark removed.")
     return redirect("clinician-case", consultation_id=consultation.id)
 
@@ -213,7 +231,7 @@ def case_summary(request: HttpRequest, consultation_id: uuid.UUID) -> HttpRespon
 @clinician_required
 def case_fhir(request: HttpRequest, consultation_id: uuid.UUID) -> HttpResponse:
     consultation = get_object_or_404(Consultation.objects.select_related("review"), pk=consultation_id)
-    bundle = fhir.consultation_fhir_bundle(case=case.case_get(consultation=consultation))
+    bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=consultation))
     response = HttpResponse(json.dumps(bundle, indent=2, ensure_ascii=False),
                             content_type="application/fhir+json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="consultation-{consultation.id}.fhir.json"'

@@ -23,8 +23,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from consult import security, selectors, services
+from consult import security
 from consult.models import Consultation
+from consult.selectors.consultation import consultation_get_for_patient, consultation_state_get, message_serialize
+from consult.services.messages import MessageRejected, message_create
 
 CLOSE_UNAUTHENTICATED = 4401
 
@@ -36,18 +38,18 @@ def _frame_max_chars() -> int:
 
 @database_sync_to_async
 def _consultation_authenticate(*, consultation_id: str, token: str) -> Consultation | None:
-    return selectors.consultation_get_for_patient(consultation_id=consultation_id, token=token)
+    return consultation_get_for_patient(consultation_id=consultation_id, token=token)
 
 
 @database_sync_to_async
 def _consultation_state(*, consultation: Consultation) -> dict[str, Any]:
-    return selectors.consultation_state_get(consultation=consultation)
+    return consultation_state_get(consultation=consultation)
 
 
 @database_sync_to_async
 def _message_create(*, consultation: Consultation, text: Any) -> dict[str, Any]:
-    message = services.message_create(consultation=consultation, text=text)
-    return selectors.message_serialize(message=message)
+    message = message_create(consultation=consultation, text=text)
+    return message_serialize(message=message)
 
 
 @sync_to_async
@@ -145,7 +147,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             message = await _message_create(consultation=self.consultation, text=content.get("text"))
-        except services.MessageRejected as rejected:
+        except MessageRejected as rejected:
             await self.error_send(code=rejected.code, message=rejected.message, client_id=client_id)
             return
         await self.send_json(

@@ -18,10 +18,16 @@ from typing import Any
 
 from django.conf import settings
 
-# Re-exported for the app (pure Python, no torch: importing these never loads the model).
+import ner_engine
+# Pure Python, no torch: importing these never loads the model (torch and the model load on first use).
+from ner_engine.backbones import device_resolve, tokenizer_load
+from ner_engine.context import language_detect as context_language_detect
+from ner_engine.context import pipeline_default
+from ner_engine.context.assertion import AssertionDetector
+# Re-exported for the app.
 from ner_engine.model_card import model_card_read
 from ner_engine.triplets import MAX_TEMPLATE_TOKENS, QueryTemplate, TemplateError, template_validate
-from ner_engine.types import CORE_TYPES
+from ner_engine.types import CORE_TYPES, Entity
 
 __all__ = [
     "BUILTIN_TEMPLATE_VERSION", "CORE_TYPES", "MAX_TEMPLATE_TOKENS", "ExtractionResult", "ModelUnavailable",
@@ -51,13 +57,12 @@ class ModelUnavailable(RuntimeError):
 
 def ner_engine_dir() -> Path:
     """The installed ner_engine package's folder (its templates.json and models/ live there)."""
-    import ner_engine
-
     return Path(ner_engine.__file__).resolve().parent
 
 
 def model_dir_resolve(model: str | Path) -> Path:
-    """ner_engine.artifacts.model_dir_resolve, imported on call: ner_engine.artifacts imports torch."""
+    """ner_engine.artifacts.model_dir_resolve."""
+    # On call: ner_engine.artifacts imports torch, which web processes never need.
     from ner_engine.artifacts import model_dir_resolve as resolve
 
     return resolve(model)
@@ -66,6 +71,7 @@ def model_dir_resolve(model: str | Path) -> Path:
 def model_unavailable_reason() -> str | None:
     """Why the configured model cannot be loaded here, or None if it can (used to skip tests)."""
     try:
+        # On call, and guarded: it imports torch, and whether it imports at all depends on the checkout.
         from ner_engine.artifacts import model_dir_resolve
     except Exception as exc:  # depends on the state of the ner_engine checkout
         return f"ner_engine.artifacts is not importable ({exc.__class__.__name__}: {exc})"
@@ -81,8 +87,8 @@ def extractor_get() -> Any:
         with _lock:
             if _extractor is None:
                 try:
-                    from ner_engine import Extractor
-                    from ner_engine.backbones import device_resolve
+                    # On first use: the Extractor imports torch (never at import, see the module's docstring).
+                    from ner_engine.extractor import Extractor
 
                     device = device_resolve("auto")
                     precision = settings.NER_PRECISION if device == "cpu" else "fp32"  # int8 is a CPU path
@@ -186,9 +192,6 @@ def template_tokenizer() -> Any | None:
         return getattr(_extractor, "tokenizer", None)
     if _template_tokenizer is None and model_unavailable_reason() is None:
         try:
-            from ner_engine.backbones import tokenizer_load
-            from ner_engine.artifacts import model_dir_resolve
-
             config = json.loads((model_dir_resolve(settings.NER_MODEL) / "config.json").read_text())
             _template_tokenizer = tokenizer_load(config["backbone"])
         except Exception:
@@ -210,9 +213,6 @@ def mention_context(*, text: str, start: int, end: int, type: str,
     Uses the loaded extractor's pipeline when this process has one, else ner_engine.context's default
     (vocabularies load lazily, once per process; no model weights are needed).
     """
-    from ner_engine.context import pipeline_default
-    from ner_engine.types import Entity
-
     if type not in CORE_TYPES:
         return {}
     pipeline = getattr(_extractor, "context", None) or pipeline_default()
@@ -228,8 +228,6 @@ def term_codes(*, term: str, type: str) -> list[dict[str, Any]]:
     """Codes for a term a clinician typed (e.g. "neck stiffness" for the mention "neck feels really stiff"),
     from the same vocabularies and thresholds as the extractor's: [{"system", "code", "name", "score"}],
     best first; [] when nothing matches."""
-    from ner_engine.context import pipeline_default
-
     if type not in CORE_TYPES or not term.strip():
         return []
     pipeline = getattr(_extractor, "context", None) or pipeline_default()
@@ -245,8 +243,6 @@ def assertions_detect(text: str, spans: list[tuple[int, int]]) -> list[str]:
     "family") for each (start, end) character span of `text`; the triage engine asks this for the findings it
     reads in the patient's words where no extracted mention covers them."""
     global _assertion_detector
-    from ner_engine.context.assertion import AssertionDetector
-
     if _assertion_detector is None:
         _assertion_detector = AssertionDetector()
     return _assertion_detector.detect(text, list(spans))
@@ -257,7 +253,7 @@ def preview_extract(*, overrides: dict[str, dict[str, str]], text: str) -> Extra
     "anchor"?}}), for an admin's template preview. Runs on a query builder of its own that shares the loaded
     network and clinical-context pipeline: this process's extractor, its templates and its template version are
     left as they are. Raises ModelUnavailable without a model, TemplateError for an unusable template."""
-    from ner_engine.extractor import Extractor
+    from ner_engine.extractor import Extractor  # on call: it imports torch
 
     base = extractor_get()
     preview = Extractor(base.model, _builtin_templates, device=base.device, model_version=base.model_version,
@@ -275,6 +271,4 @@ def preview_extract(*, overrides: dict[str, dict[str, str]], text: str) -> Extra
 def language_detect(*, text: str) -> dict[str, Any]:
     """{"language": ISO 639-1 code or "und", "english": bool, "confidence": 0-1} for a patient message
     (ner_engine.context.language_detect: Lingua, with a short-message and English-word guard)."""
-    from ner_engine.context.language import language_detect as detect
-
-    return detect(text).to_dict()
+    return context_language_detect(text).to_dict()

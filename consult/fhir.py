@@ -1,12 +1,12 @@
 """A consultation as a FHIR R4 Bundle (type "collection") of plain JSON-ready dicts.
 
-Built from the reviewed view (`consult.case`): rejected mentions are left out, corrections applied. The
+Built from the reviewed view (`consult.selectors.case`): rejected mentions are left out, corrections applied. The
 consultation is anonymous, so the Patient carries only an identifier that links back to it. Conditions
 take their verificationStatus from the assertion; symptoms are Observations whose value says whether the
 patient has them; drugs are MedicationStatements; follow-up questions and answers a QuestionnaireResponse.
 Mentions asserted for a family member are not the patient's and are not exported as the patient's.
-Codes are those of the reviewed record: recomputed for a corrected span or type (see consult.review), never the
-model's codes of the span it had found. The clinician's note on the case is a ClinicalImpression (its
+Codes are those of the reviewed record: recomputed for a corrected span or type (see consult.services.review),
+never the model's codes of the span it had found. The clinician's note on the case is a ClinicalImpression (its
 `summary`, and a `note` naming the author). An urgency a clinician set is the Encounter's priority (the
 interview's level is then named in a ClinicalImpression with the clinician's reason). The patient's sex is
 Patient.gender and their age an Observation (LOINC 30525-0): the clinician's values where set, else the
@@ -21,8 +21,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from consult.case import CaseView, RecordEntry
 from consult.models import Consultation, Urgency
+from consult.selectors.case import CaseView, RecordEntry
 
 CONSULTATION_SYSTEM = "urn:consult:consultation"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -96,9 +96,8 @@ def _instant(value) -> str:
     return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
+def _patient(*, case: CaseView) -> dict[str, Any]:
     consultation = case.consultation
-    reviewed = getattr(consultation, "review", None) is not None
     patient = {
         "resourceType": "Patient",
         "id": _id(consultation, "Patient"),
@@ -107,6 +106,11 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
     details = case.patient
     if details is not None and details.sex in {"female", "male"}:
         patient["gender"] = details.sex
+    return patient
+
+
+def _encounter(*, case: CaseView, patient: dict[str, Any]) -> dict[str, Any]:
+    consultation = case.consultation
     encounter: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": _id(consultation, "Encounter"),
@@ -126,26 +130,37 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
             "coding": [{"system": ACT_PRIORITY, "code": code, "display": display}],
             "text": Urgency(urgency).label + (" (set by a clinician)" if override is not None else ""),
         }
-    resources: list[dict[str, Any]] = [patient, encounter]
-    if details is not None and details.age is not None:
-        resources.append({
-            "resourceType": "Observation",
-            "id": _id(consultation, "Observation", "age"),
-            "status": "final" if details.age_source == "clinician" else "preliminary",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0", "display": "Age"}], "text": "Age"},
-            "subject": _ref(patient),
-            "encounter": _ref(encounter),
-            "valueQuantity": {"value": details.age, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"},
-            "note": [{"text": "set by a clinician" if details.age_source == "clinician" else "the patient's answer"}],
-        })
+    return encounter
 
-    for index, entry in enumerate(case.record["diseases"]):
-        if entry.assertion == "family":
-            continue
+
+def _age_observations(*, case: CaseView, patient: dict[str, Any], encounter: dict[str, Any]) -> list[dict[str, Any]]:
+    details = case.patient
+    if details is None or details.age is None:
+        return []
+    return [{
+        "resourceType": "Observation",
+        "id": _id(case.consultation, "Observation", "age"),
+        "status": "final" if details.age_source == "clinician" else "preliminary",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0", "display": "Age"}], "text": "Age"},
+        "subject": _ref(patient),
+        "encounter": _ref(encounter),
+        "valueQuantity": {"value": details.age, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"},
+        "note": [{"text": "set by a clinician" if details.age_source == "clinician" else "the patient's answer"}],
+    }]
+
+
+def _patients_own(entries: list[RecordEntry]) -> list[tuple[int, RecordEntry]]:
+    # (index in the section, entry): the index keeps resource ids stable whatever is left out.
+    return [(index, entry) for index, entry in enumerate(entries) if entry.assertion != "family"]
+
+
+def _conditions(*, case: CaseView, patient: dict[str, Any], encounter: dict[str, Any]) -> list[dict[str, Any]]:
+    conditions = []
+    for index, entry in _patients_own(case.record["diseases"]):
         verification, clinical = CONDITION_STATUS.get(entry.assertion, CONDITION_STATUS[None])
         condition: dict[str, Any] = {
             "resourceType": "Condition",
-            "id": _id(consultation, "Condition", index, entry.text),
+            "id": _id(case.consultation, "Condition", index, entry.text),
             "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": verification}]},
             "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}],
             "code": _concept(entry),
@@ -155,38 +170,42 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
         }
         if clinical:
             condition["clinicalStatus"] = {"coding": [{"system": CONDITION_CLINICAL, "code": clinical}]}
-        resources.append(condition)
+        conditions.append(condition)
+    return conditions
 
-    for index, entry in enumerate(case.record["symptoms"]):
-        if entry.assertion == "family":
-            continue
-        resources.append({
-            "resourceType": "Observation",
-            "id": _id(consultation, "Observation", index, entry.text),
-            "status": "final" if reviewed else "preliminary",
-            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
-            "code": _concept(entry),
-            "subject": _ref(patient),
-            "encounter": _ref(encounter),
-            # The patient reported it: present unless the assertion says otherwise.
-            "valueBoolean": entry.assertion not in {"absent", "hypothetical"},
-            "note": _note(entry),
-        })
 
-    for index, entry in enumerate(case.record["drugs"]):
-        if entry.assertion == "family":
-            continue
-        resources.append({
-            "resourceType": "MedicationStatement",
-            "id": _id(consultation, "MedicationStatement", index, entry.text),
-            "status": MEDICATION_STATUS.get(entry.assertion, "unknown"),
-            "medicationCodeableConcept": _concept(entry),
-            "subject": _ref(patient),
-            "context": _ref(encounter),
-            "informationSource": _ref(patient),
-            "note": _note(entry),
-        })
+def _symptom_observations(*, case: CaseView, patient: dict[str, Any], encounter: dict[str, Any],
+                          reviewed: bool) -> list[dict[str, Any]]:
+    return [{
+        "resourceType": "Observation",
+        "id": _id(case.consultation, "Observation", index, entry.text),
+        "status": "final" if reviewed else "preliminary",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
+        "code": _concept(entry),
+        "subject": _ref(patient),
+        "encounter": _ref(encounter),
+        # The patient reported it: present unless the assertion says otherwise.
+        "valueBoolean": entry.assertion not in {"absent", "hypothetical"},
+        "note": _note(entry),
+    } for index, entry in _patients_own(case.record["symptoms"])]
 
+
+def _medication_statements(*, case: CaseView, patient: dict[str, Any],
+                           encounter: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{
+        "resourceType": "MedicationStatement",
+        "id": _id(case.consultation, "MedicationStatement", index, entry.text),
+        "status": MEDICATION_STATUS.get(entry.assertion, "unknown"),
+        "medicationCodeableConcept": _concept(entry),
+        "subject": _ref(patient),
+        "context": _ref(encounter),
+        "informationSource": _ref(patient),
+        "note": _note(entry),
+    } for index, entry in _patients_own(case.record["drugs"])]
+
+
+def _questionnaire_response(*, case: CaseView, patient: dict[str, Any], encounter: dict[str, Any]) -> dict[str, Any]:
+    consultation = case.consultation
     items = []
     for question in case.questions:
         item: dict[str, Any] = {"linkId": question.slot, "text": question.text}
@@ -204,13 +223,19 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
     }
     if items:
         questionnaire_response["item"] = items
-    resources.append(questionnaire_response)
+    return questionnaire_response
 
+
+def _clinical_impressions(*, case: CaseView, patient: dict[str, Any], encounter: dict[str, Any],
+                          reviewed: bool) -> list[dict[str, Any]]:
+    """The clinician's note on the case, and the urgency a clinician set with their reason."""
+    consultation = case.consultation
+    impressions = []
     if case.note is not None:
         annotation: dict[str, Any] = {"text": case.note.text, "time": _instant(case.note.updated_at)}
         if case.note.updated_by_name:
             annotation["authorString"] = case.note.updated_by_name
-        resources.append({
+        impressions.append({
             "resourceType": "ClinicalImpression",
             "id": _id(consultation, "ClinicalImpression", "clinician-note"),
             "status": "completed" if reviewed else "in-progress",
@@ -221,13 +246,13 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
             "summary": case.note.text,
             "note": [annotation],
         })
-
+    override = case.clinician_urgency
     if override is not None:
         interview = Urgency(consultation.urgency).label if consultation.urgency else "not assessed"
         annotation = {"text": override.reason, "time": _instant(override.set_at)}
         if override.set_by_name:
             annotation["authorString"] = override.set_by_name
-        resources.append({
+        impressions.append({
             "resourceType": "ClinicalImpression",
             "id": _id(consultation, "ClinicalImpression", "clinician-urgency"),
             "status": "completed",
@@ -238,7 +263,25 @@ def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
             "summary": f"{Urgency(override.urgency).label}: {override.reason}",
             "note": [annotation],
         })
+    return impressions
 
+
+def consultation_fhir_bundle(*, case: CaseView) -> dict[str, Any]:
+    consultation = case.consultation
+    reviewed = getattr(consultation, "review", None) is not None
+    patient = _patient(case=case)
+    encounter = _encounter(case=case, patient=patient)
+    parts = {"case": case, "patient": patient, "encounter": encounter}
+    resources: list[dict[str, Any]] = [
+        patient,
+        encounter,
+        *_age_observations(**parts),
+        *_conditions(**parts),
+        *_symptom_observations(**parts, reviewed=reviewed),
+        *_medication_statements(**parts),
+        _questionnaire_response(**parts),
+        *_clinical_impressions(**parts, reviewed=reviewed),
+    ]
     return {
         "resourceType": "Bundle",
         "id": _id(consultation, "Bundle"),

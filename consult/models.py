@@ -99,6 +99,16 @@ class Message(models.Model):
         return f"{self.role} message {self.pk} ({self.status})"
 
 
+# A record item's key: how repeated mentions of one finding are told to be the same (live and reviewed record).
+RECORD_KEY_MAX_CHARS = 255
+# Edge characters that are never part of what a record item is ("headache." == "Headache").
+RECORD_KEY_TRIM = " \t\r\n.,;:!?\"'()[]{}"
+
+
+def record_key_normalize(*, text: str) -> str:
+    return " ".join(text.casefold().split()).strip(RECORD_KEY_TRIM)[:RECORD_KEY_MAX_CHARS]
+
+
 class RecordItem(models.Model):
     """One fact in the consultation record; repeated mentions of the same thing share one item."""
 

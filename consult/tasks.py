@@ -6,8 +6,9 @@ import logging
 from django.conf import settings
 
 from config.celery_app import app
-from consult import delivery, extraction, services
+from consult import delivery, extraction
 from consult.models import Message
+from consult.services import messages as message_services
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def message_process(self, message_id: int) -> None:
     # runs out and the sweeper re-queues it (consult/delivery.py).
     delivery.message_lease_set(message_id=message_id, seconds=settings.MESSAGE_LEASE_S)
     try:
-        services.message_process(message_id=message_id)
+        message_services.message_process(message_id=message_id)
     except Message.DoesNotExist:
         logger.warning("Message %s no longer exists; nothing to process", message_id)
     except Exception as exc:
@@ -35,7 +36,7 @@ def message_process(self, message_id: int) -> None:
                 if isinstance(exc, extraction.ModelUnavailable)
                 else exc.__class__.__name__
             )
-            services.message_fail(
+            message_services.message_fail(
                 message_id=message_id,
                 error=f"The assistant could not process this message after {attempt} attempts "
                 f"({reason}). Please try sending it again.",

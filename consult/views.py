@@ -10,8 +10,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from consult import services
 from consult.api.throttling import ConsultationCreateThrottle
+from consult.services.consultations import consultation_create
 
 
 def _content_security_policy(request: HttpRequest) -> str:
@@ -41,7 +41,7 @@ def consultation_start(request: HttpRequest) -> HttpResponse:
         response = _page(request, "consult/home.html", {"throttled": True})
         response.status_code = 429
         return response
-    consultation, token = services.consultation_create()
+    consultation, token = consultation_create()
     url = reverse("consultation-chat", kwargs={"consultation_id": consultation.id})
     response = HttpResponseRedirect(f"{url}#{token}")
     response["Cache-Control"] = "no-store"

@@ -29,6 +29,10 @@ ASSERTIONS: tuple[str, ...] = ("present", "absent", "possible", "historical", "h
 # when unsure, the safer reading.
 CURRENT_ASSERTIONS: frozenset[str] = frozenset({"present", "possible"})
 
+# What a clinician may annotate; also the `types` of exported documents, which tells training that every
+# mention of these types in the text was annotated (a missing one is a true negative).
+REVIEW_TYPES: tuple[str, ...] = ("SYMPTOM", "DISEASE", "DRUG", "ANATOMY", "DURATION", "SEVERITY")
+
 
 def urgency_rank(level: str | None) -> int:
     """0 is the most urgent level; None (not assessed) ranks after every level."""

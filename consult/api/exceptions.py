@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from consult.review import ReviewError
+from consult.services.review import ReviewError
 
 
 def _first_message(errors: Any) -> str:

@@ -18,7 +18,7 @@ class PatientTokenScheme(OpenApiAuthenticationExtension):
 
 
 class ConsultationCreateSchema(OpenApiViewExtension):
-    target_class = "consult.api.views.ConsultationCreateApi"
+    target_class = "consult.api.patient.ConsultationCreateApi"
 
     def view_replacement(self):
         @extend_schema_view(post=extend_schema(request=None, responses={201: inline_serializer(
@@ -32,7 +32,7 @@ class ConsultationCreateSchema(OpenApiViewExtension):
 
 
 class ConsultationDetailSchema(OpenApiViewExtension):
-    target_class = "consult.api.views.ConsultationDetailApi"
+    target_class = "consult.api.patient.ConsultationDetailApi"
 
     def view_replacement(self):
         @extend_schema_view(get=extend_schema(responses=OpenApiTypes.OBJECT,
@@ -44,7 +44,7 @@ class ConsultationDetailSchema(OpenApiViewExtension):
 
 
 class MessageCreateSchema(OpenApiViewExtension):
-    target_class = "consult.api.views.MessageCreateApi"
+    target_class = "consult.api.patient.MessageCreateApi"
 
     def view_replacement(self):
         @extend_schema_view(post=extend_schema(request=MessageCreateSerializer, responses={202: inline_serializer(

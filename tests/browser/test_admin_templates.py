@@ -39,7 +39,7 @@ def symptom_template_restored(system, demo_logins):
     version = symptom_template_version(system)
     yield version
     subprocess.run(manage_command("shell", "-c", (
-        "from consult.models import PromptTemplate; from consult import prompt_templates; "
+        "from consult.models import PromptTemplate; from consult.services import prompt_templates; "
         "template = PromptTemplate.objects.get(entity_type='SYMPTOM'); "
         f"template.version == {version} or prompt_templates.prompt_template_revert("
         f"template=template, version={version}, actor=None)")),

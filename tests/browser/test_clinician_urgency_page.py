@@ -24,7 +24,7 @@ TIMEOUT_MS = 60_000
 def expected_retriage(message: dict) -> str:
     """The label of the level the interview engine gives the stored mentions (what the page must show)."""
     from consult.models import Urgency
-    from consult.services import triage_engine_get
+    from consult.interview import triage_engine_get
     from consult.triage import TriageInput, Turn
 
     entities = tuple({"start": e["start"], "end": e["end"], "type": e["type"], "text": e["text"],

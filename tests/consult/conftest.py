@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from channels.layers import channel_layers
 from django.core.cache import cache
+from consult.services.consultations import consultation_create
 
-from consult import services
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,7 +45,7 @@ def throttle_cache_clear():
 
 @pytest.fixture
 def consultation_with_token(db):
-    return services.consultation_create()
+    return consultation_create()
 
 
 @pytest.fixture

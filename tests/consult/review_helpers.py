@@ -4,9 +4,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
-from consult import services
 from consult.models import Consultation, Entity, Message, TriageEvent
 from consult.triage import knowledge_load
+from consult.services.consultations import consultation_create
 
 FIRST = "I have had a bad headache and fever since Monday. I take ibuprofen. No chest pain."
 SECOND = "I also have asthma and a stiff neck."
@@ -39,7 +39,7 @@ def entity_create(message: Message, surface: str, type_: str, *, assertion: str 
 
 def case_create(*, urgency: str | None = "consultation_24", closed: bool = False) -> tuple[Consultation, str]:
     """A consultation with two processed patient messages, replies, entities and triage events."""
-    consultation, token = services.consultation_create()
+    consultation, token = consultation_create()
     first = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT, text=FIRST,
                                    status=Message.Status.PROCESSED, model_version="test-model-1")
     reply = Message.objects.create(consultation=consultation, role=Message.Role.ASSISTANT, reply_to=first,

@@ -14,12 +14,14 @@ from django.contrib.auth.models import Permission
 from django.test import Client, RequestFactory
 
 from consult.models import AuditEvent, Entity, EntityReview, PromptTemplate, PromptTemplateVersion
+from consult.services.prompt_templates import prompt_template_save
+from consult.services.review import entity_review_apply
 from review_helpers import case_create, user_create
 
 pytestmark = pytest.mark.django_db
 
 # Writable in the admin, and how each write is recorded: prompt templates are saved by
-# consult.prompt_templates.prompt_template_save, which writes a PromptTemplateVersion (who, when, what, note).
+# consult.services.prompt_templates.prompt_template_save, which writes a PromptTemplateVersion (who, when, what, note).
 AUDITED_WRITES = {PromptTemplate: PromptTemplateVersion}
 # Accounts, groups and API tokens (django.contrib.auth, DRF authtoken): not clinical data.
 OUTSIDE_THE_CLINICAL_RECORD = {"auth", "authtoken"}
@@ -78,9 +80,8 @@ def admin_template_post(client, template, **values):
 
 
 def test_the_writable_ones_record_every_save_with_the_admins_note():
-    from consult import prompt_templates
 
-    template = prompt_templates.prompt_template_save(
+    template = prompt_template_save(
         template=None, actor=None, entity_type="SYMPTOM", text="Find every {anchor} the patient has.",
         anchor_words=["symptom"], soft_prompt_length=8, is_active=False)
     client = Client()
@@ -105,9 +106,8 @@ def test_the_writable_ones_record_every_save_with_the_admins_note():
 
 
 def test_preview_refuses_an_unusable_template_without_saving():
-    from consult import prompt_templates
 
-    template = prompt_templates.prompt_template_save(
+    template = prompt_template_save(
         template=None, actor=None, entity_type="SYMPTOM", text="Find every {anchor}.", anchor_words=["symptom"],
         soft_prompt_length=8, is_active=False)
     client = Client()
@@ -157,11 +157,10 @@ def test_admin_refuses_to_edit_model_output_and_links_to_the_workspace(staff_cli
 
 
 def test_corrected_is_a_status_and_a_filter_in_the_admin(staff_clinician):
-    from consult import review
 
     consultation, _ = case_create()
     fever = Entity.objects.get(message__consultation=consultation, text="fever")
-    review.entity_review_apply(consultation=consultation, actor=None, action="correct", entity_id=fever.pk,
+    entity_review_apply(consultation=consultation, actor=None, action="correct", entity_id=fever.pk,
                                assertion="possible")
     fever.refresh_from_db()
     assert fever.review_status == "corrected"

@@ -6,9 +6,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from consult import services
 from consult.api.throttling import ConsultationCreateThrottle
 from consult.models import Consultation, Message
+from consult.services.consultations import consultation_create
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_post_message_is_stored_queued_and_shows_in_state(api, consultation, pat
 
 
 def test_other_patients_consultation_is_404(api, consultation, patient_token):
-    other, other_token = services.consultation_create()
+    other, other_token = consultation_create()
     assert api.get(f"/api/consultations/{other.id}/", **bearer(patient_token)).status_code == 404
     response = post_json(api, messages_url(other.id), '{"text": "hi"}', patient_token)
     assert response.status_code == 404

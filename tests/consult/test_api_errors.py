@@ -7,7 +7,8 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from consult import extraction, prompt_templates
+from consult import extraction
+from consult.services.prompt_templates import prompt_template_save
 from review_helpers import case_create, user_create
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,7 @@ def test_every_kind_of_api_error_has_the_same_shape():
     _, other_token = case_create()
     admin = APIClient()
     admin.force_login(user_create(username="root", role="admin"))
-    template = prompt_templates.prompt_template_save(
+    template = prompt_template_save(
         template=None, actor=None, entity_type="SYMPTOM", text="Find every {anchor}.", anchor_words=["symptom"],
         soft_prompt_length=8, is_active=True)
 

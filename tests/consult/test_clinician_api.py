@@ -9,9 +9,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from consult import extraction, prompt_templates
+from consult import extraction
 from consult.extraction import ExtractionResult
 from consult.models import AuditEvent, ConsultationReview, Entity, PromptTemplate
+from consult.services.prompt_templates import prompt_template_save
 from review_helpers import SECOND, case_create, user_create
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +29,7 @@ def no_tokenizer(monkeypatch):
 def world(db):
     consultation, token = case_create()
     _, other_token = case_create()
-    template = prompt_templates.prompt_template_save(
+    template = prompt_template_save(
         template=None, actor=None, entity_type="SYMPTOM", text="Find every {anchor}.", anchor_words=["symptom"],
         soft_prompt_length=8, is_active=True)
     integrator = user_create(username="his_system", role="plain")
@@ -108,7 +109,7 @@ def test_permissions_matrix(world, fake_extraction, index):
         # Each principal starts from the same state: a delete by one must not turn into a 404 for the next.
         if method == "delete" and not PromptTemplate.objects.filter(pk=world["template"].pk).exists():
             world["template"].pk = None
-            world["template"] = prompt_templates.prompt_template_save(
+            world["template"] = prompt_template_save(
                 template=None, actor=None, entity_type="SYMPTOM", text="Find every {anchor}.",
                 anchor_words=["symptom"], soft_prompt_length=8, is_active=True)
             url = f"/api/templates/{world['template'].id}/"

@@ -11,9 +11,19 @@ from channels.layers import get_channel_layer
 from django.test import Client
 from rest_framework.test import APIClient
 
-from consult import case as case_module
-from consult import fhir, review, selectors, services
+from consult import fhir
 from consult.models import AuditEvent, ClinicianUrgency, Consultation, EntityReview, Message
+from consult.selectors.case import case_get, consultation_retriage, patient_details
+from consult.selectors.consultation import consultation_state_get
+from consult.services.consultations import consultation_create
+from consult.services.review import (
+    ReviewError,
+    clinician_note_save,
+    clinician_urgency_save,
+    entity_review_apply,
+    patient_details_save,
+)
+from consult.services.triage import consultation_triage
 from review_helpers import case_create, entity_create, user_create
 
 pytestmark = pytest.mark.django_db
@@ -30,13 +40,13 @@ def clinician(db):
 @pytest.fixture
 def fever_neck(db):
     """One processed message whose triage is what the worker's would be: the engine's decision on the
-    extractor's mentions, stored as services.consultation_triage stores it."""
-    consultation, token = services.consultation_create()
+    extractor's mentions, stored as consultation_triage stores it."""
+    consultation, token = consultation_create()
     message = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT, text=FEVER_NECK,
                                      status=Message.Status.PROCESSED, model_version="test-model-1")
     entity_create(message, "high fever", "SYMPTOM", assertion="present")
     neck = entity_create(message, NECK, "SYMPTOM", assertion="present")
-    services.consultation_triage(consultation=consultation, message=message)
+    consultation_triage(consultation=consultation, message=message)
     consultation.refresh_from_db()
     return consultation, token, neck
 
@@ -53,14 +63,14 @@ def fhir_validate(bundle: dict):
 def test_retriage_follows_the_review_and_writes_nothing(fever_neck, clinician):
     consultation, _, neck = fever_neck
     assert consultation.urgency == "emergency_ambulance"  # fever with a stiff neck: the interview's red flag
-    retriage = case_module.consultation_retriage(consultation=consultation)
+    retriage = consultation_retriage(consultation=consultation)
     assert retriage.urgency == "emergency_ambulance" and retriage.concluded and retriage.red_flags
 
-    review.entity_review_apply(consultation=consultation, actor=clinician, action="correct", entity_id=neck.id,
+    entity_review_apply(consultation=consultation, actor=clinician, action="correct", entity_id=neck.id,
                                assertion="absent")
     state = dict(Consultation.objects.get(pk=consultation.pk).triage_state)
     counts = (AuditEvent.objects.count(), EntityReview.objects.count(), Message.objects.count())
-    retriage = case_module.consultation_retriage(consultation=consultation)
+    retriage = consultation_retriage(consultation=consultation)
     # The clinician's "absent" reaches the interview: no red flag, so it would still be asking.
     assert retriage.urgency is None and retriage.red_flags == [] and not retriage.concluded and retriage.question
     # Pure: nothing written, the interview's own level and state untouched.
@@ -69,19 +79,19 @@ def test_retriage_follows_the_review_and_writes_nothing(fever_neck, clinician):
     assert (AuditEvent.objects.count(), EntityReview.objects.count(), Message.objects.count()) == counts
 
     # A rejected mention is left out: the message's own words (ConText) say the stiff neck is present again.
-    review.entity_review_apply(consultation=consultation, actor=clinician, action="reject", entity_id=neck.id)
-    assert case_module.consultation_retriage(consultation=consultation).urgency == "emergency_ambulance"
+    entity_review_apply(consultation=consultation, actor=clinician, action="reject", entity_id=neck.id)
+    assert consultation_retriage(consultation=consultation).urgency == "emergency_ambulance"
 
 
 def test_retriage_waits_for_a_processed_message(db):
-    consultation, _ = services.consultation_create()
+    consultation, _ = consultation_create()
     Message.objects.create(consultation=consultation, role=Message.Role.PATIENT, text="my neck is stiff")
-    assert case_module.consultation_retriage(consultation=consultation) is None
+    assert consultation_retriage(consultation=consultation) is None
 
 
 def test_case_page_shows_the_retriage_beside_the_interviews(fever_neck, clinician):
     consultation, _, neck = fever_neck
-    review.entity_review_apply(consultation=consultation, actor=clinician, action="correct", entity_id=neck.id,
+    entity_review_apply(consultation=consultation, actor=clinician, action="correct", entity_id=neck.id,
                                assertion="absent")
     client = Client()
     client.force_login(clinician)
@@ -103,19 +113,19 @@ def test_case_page_shows_the_retriage_beside_the_interviews(fever_neck, clinicia
 
 def test_clinician_urgency_is_audited_and_refuses_bad_input(fever_neck, clinician):
     consultation, _, _ = fever_neck
-    with pytest.raises(review.ReviewError, match="Unknown urgency"):
-        review.clinician_urgency_save(consultation=consultation, actor=clinician, urgency="whenever", reason="x")
-    with pytest.raises(review.ReviewError, match="reason"):
-        review.clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency", reason="  ")
+    with pytest.raises(ReviewError, match="Unknown urgency"):
+        clinician_urgency_save(consultation=consultation, actor=clinician, urgency="whenever", reason="x")
+    with pytest.raises(ReviewError, match="reason"):
+        clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency", reason="  ")
     assert not AuditEvent.objects.filter(consultation=consultation).exists()
 
-    saved = review.clinician_urgency_save(consultation=consultation, actor=clinician, urgency="consultation_24",
+    saved = clinician_urgency_save(consultation=consultation, actor=clinician, urgency="consultation_24",
                                           reason="  Called the patient: neck is sore, not stiff; GP today. ")
     assert (saved.urgency, saved.reason, saved.set_by_name) == (
         "consultation_24", "Called the patient: neck is sore, not stiff; GP today.", "dr_who")
-    review.clinician_urgency_save(consultation=consultation, actor=clinician, urgency="consultation_24",
+    clinician_urgency_save(consultation=consultation, actor=clinician, urgency="consultation_24",
                                   reason="Called the patient: neck is sore, not stiff; GP today.")  # no change
-    review.clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
+    clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
                                   reason="Worse on a second call.")
     events = AuditEvent.objects.filter(consultation=consultation, action="urgency_override").order_by("id")
     assert [(e.actor_name, e.before, e.after) for e in events] == [
@@ -181,13 +191,13 @@ def test_clinician_urgency_form_on_the_case_page(clinician):
 
 def test_patient_state_and_push_carry_the_clinicians_level_and_reason(clinician, django_capture_on_commit_callbacks):
     consultation, token = case_create()
-    assert selectors.consultation_state_get(consultation=consultation)["clinician_review"] is None
+    assert consultation_state_get(consultation=consultation)["clinician_review"] is None
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(consultation.group_name, channel)
     # The service pushes on commit (pytest-django's test transaction never commits: run the callbacks).
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        review.clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
+        clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
                                       reason="Please go to A&E <today>.")
     assert len(callbacks) == 1
     pushed = async_to_sync(layer.receive)(channel)
@@ -205,11 +215,11 @@ def test_patient_state_and_push_carry_the_clinicians_level_and_reason(clinician,
 
 def test_fhir_carries_the_clinicians_urgency_note_and_the_patient(clinician):
     consultation, _ = case_create()
-    review.clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
+    clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
                                   reason="Stiff neck with fever: A&E now.")
-    review.clinician_note_save(consultation=consultation, actor=clinician, text="Phoned; ambulance not needed.")
-    review.patient_details_save(consultation=consultation, actor=clinician, age="34", sex="female")
-    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=consultation))
+    clinician_note_save(consultation=consultation, actor=clinician, text="Phoned; ambulance not needed.")
+    patient_details_save(consultation=consultation, actor=clinician, age="34", sex="female")
+    bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=consultation))
     fhir_validate(bundle)
     resources = [e["resource"] for e in bundle["entry"]]
     [encounter] = [r for r in resources if r["resourceType"] == "Encounter"]
@@ -234,20 +244,20 @@ def test_age_and_sex_default_to_the_interviews_and_the_clinicians_edit_is_audite
     consultation, _ = case_create()
     consultation.triage_state["decision"]["record"].update({"age": 34.0, "sex": "female"})
     consultation.save()
-    details = case_module.patient_details(consultation=consultation)
+    details = patient_details(consultation=consultation)
     assert (details.age, details.sex, details.age_source, details.text) == (34.0, "female", "interview", "34 y, female")
 
-    with pytest.raises(review.ReviewError, match="between 0 and"):
-        review.patient_details_save(consultation=consultation, actor=clinician, age="200", sex="")
-    with pytest.raises(review.ReviewError, match="Unknown sex"):
-        review.patient_details_save(consultation=consultation, actor=clinician, age="", sex="other")
+    with pytest.raises(ReviewError, match="between 0 and"):
+        patient_details_save(consultation=consultation, actor=clinician, age="200", sex="")
+    with pytest.raises(ReviewError, match="Unknown sex"):
+        patient_details_save(consultation=consultation, actor=clinician, age="", sex="other")
     client = Client()
     client.force_login(clinician)
     client.post(f"/clinician/consultations/{consultation.id}/patient/", {"age": "43", "sex": "female"})
     consultation.refresh_from_db()
-    details = case_module.patient_details(consultation=consultation)
+    details = patient_details(consultation=consultation)
     assert (details.age, details.age_source, details.sex_source) == (43.0, "clinician", "clinician")
-    assert "Patient: age 43, female." in case_module.case_get(consultation=consultation).summary_text
+    assert "Patient: age 43, female." in case_get(consultation=consultation).summary_text
     assert "43 y, female" in client.get("/clinician/").content.decode()
 
     api = APIClient()
@@ -266,16 +276,16 @@ def test_age_and_sex_default_to_the_interviews_and_the_clinicians_edit_is_audite
 def test_retriage_uses_the_age_a_clinician_recorded(clinician):
     """A fever in a baby under 3 months is an emergency (the knowledge base's red flag needs the age): the
     conversation never said how old the baby is; the clinician's recorded age reaches the re-run."""
-    consultation, _ = services.consultation_create()
+    consultation, _ = consultation_create()
     message = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT,
                                      text="My baby has a temperature of 38.2", status=Message.Status.PROCESSED,
                                      model_version="test-model-1")
     entity_create(message, "temperature of 38.2", "SYMPTOM", assertion="present")
-    services.consultation_triage(consultation=consultation, message=message)
+    consultation_triage(consultation=consultation, message=message)
     consultation.refresh_from_db()
-    before = case_module.consultation_retriage(consultation=consultation)
+    before = consultation_retriage(consultation=consultation)
     assert before.urgency not in ("emergency", "emergency_ambulance")
 
-    review.patient_details_save(consultation=consultation, actor=clinician, age=0.1, sex="female")
-    after = case_module.consultation_retriage(consultation=consultation)
+    patient_details_save(consultation=consultation, actor=clinician, age=0.1, sex="female")
+    after = consultation_retriage(consultation=consultation)
     assert after.urgency in ("emergency", "emergency_ambulance"), after.reasons

@@ -8,9 +8,9 @@ from celery.signals import before_task_publish
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
-from consult import services
 from config.asgi import application
 from consult.models import Message
+from consult.services.consultations import consultation_create
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -44,7 +44,7 @@ async def still_open(communicator):
 
 @pytest.fixture
 def started():
-    return services.consultation_create()
+    return consultation_create()
 
 
 async def test_auth_sends_the_full_state(started):
@@ -65,7 +65,7 @@ async def test_foreign_origin_is_refused(started):
 
 async def test_wrong_token_is_refused_and_closed(started):
     consultation, _ = started
-    other, other_token = await sync_to_async(services.consultation_create)()
+    other, other_token = await sync_to_async(consultation_create)()
     for token in (other_token, "guess", 12):
         communicator = await connected(consultation.id)
         await communicator.send_json_to({"type": "auth", "token": token})
@@ -195,7 +195,7 @@ async def test_message_is_stored_queued_before_it_is_published_and_pushed_to_the
 
 async def test_an_update_reaches_only_its_own_consultation(started):
     consultation, token = started
-    other, other_token = await sync_to_async(services.consultation_create)()
+    other, other_token = await sync_to_async(consultation_create)()
     mine = await authenticated(consultation, token)
     theirs = await authenticated(other, other_token)
     await mine.send_json_to({"type": "message.send", "text": "private symptoms"})

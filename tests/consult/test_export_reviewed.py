@@ -6,8 +6,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from consult import review
 from consult.models import Entity
+from consult.services.review import consultation_review_mark, entity_add, entity_review_apply
+from consult.vocabulary import REVIEW_TYPES
 from ner_engine.datasets import dataset_load, documents_read_jsonl
 from review_helpers import FIRST, SECOND, case_create, user_create
 
@@ -32,7 +33,7 @@ def test_only_reviewed_consultations_are_exported(tmp_path):
 def test_review_corrections_change_the_exported_training_data(tmp_path):
     clinician = user_create(username="dr_export", role="clinician")
     consultation, _ = case_create()
-    review.consultation_review_mark(consultation=consultation, actor=clinician, reviewed=True)
+    consultation_review_mark(consultation=consultation, actor=clinician, reviewed=True)
     before = {d.id: d for d in documents_read_jsonl(export(tmp_path, "before.jsonl"))}
     first_id = f"{consultation.id}-{consultation.messages.get(text=FIRST).id}"
     second_id = f"{consultation.id}-{consultation.messages.get(text=SECOND).id}"
@@ -44,14 +45,14 @@ def test_review_corrections_change_the_exported_training_data(tmp_path):
         return Entity.objects.get(message__consultation=consultation, text=text)
 
     start = FIRST.index("bad headache")
-    review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+    entity_review_apply(consultation=consultation, actor=clinician, action="correct",
                                entity_id=entity("headache").id, start=start, end=start + len("bad headache"))
-    review.entity_review_apply(consultation=consultation, actor=clinician, action="reject",
+    entity_review_apply(consultation=consultation, actor=clinician, action="reject",
                                entity_id=entity("ibuprofen").id)
-    review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+    entity_review_apply(consultation=consultation, actor=clinician, action="correct",
                                entity_id=entity("asthma").id, type="DISEASE", assertion="historical")
     neck = SECOND.index("stiff neck")
-    review.entity_add(consultation=consultation, actor=clinician,
+    entity_add(consultation=consultation, actor=clinician,
                       message_id=consultation.messages.get(text=SECOND).id, type="SYMPTOM",
                       start=neck, end=neck + len("stiff neck"))
     path = export(tmp_path, "after.jsonl")
@@ -59,7 +60,7 @@ def test_review_corrections_change_the_exported_training_data(tmp_path):
     assert spans_by_text(after[first_id]) == {("bad headache", "SYMPTOM"), ("fever", "SYMPTOM"),
                                               ("chest pain", "SYMPTOM")}
     assert spans_by_text(after[second_id]) == {("asthma", "DISEASE"), ("stiff neck", "SYMPTOM")}
-    assert after[first_id].types == review.REVIEW_TYPES
+    assert after[first_id].types == REVIEW_TYPES
     # The same file through the training entry point's dataset name.
     assert [d.id for d in dataset_load(f"jsonl:{path}", "train")] == [d.id for d in after.values()]
     raw = [json.loads(line) for line in path.read_text().splitlines()]
@@ -70,7 +71,7 @@ def test_review_corrections_change_the_exported_training_data(tmp_path):
 def test_types_option_limits_the_export(tmp_path):
     clinician = user_create(username="dr_types", role="clinician")
     consultation, _ = case_create()
-    review.consultation_review_mark(consultation=consultation, actor=clinician, reviewed=True)
+    consultation_review_mark(consultation=consultation, actor=clinician, reviewed=True)
     documents = documents_read_jsonl(export(tmp_path, types="drug"))
     assert all(d.types == ("DRUG",) for d in documents)
     assert {s.type for d in documents for s in d.spans} == {"DRUG"}

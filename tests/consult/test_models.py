@@ -1,9 +1,9 @@
 import pytest
 from django.db import IntegrityError
 
-from consult import selectors
 from consult.models import Consultation, Message, RecordItem, Urgency
 from consult.vocabulary import URGENCY_LEVELS
+from consult.selectors.consultation import patient_token_hash
 
 
 def test_urgency_levels_match_the_triage_engine_most_urgent_first():
@@ -19,7 +19,7 @@ def test_urgency_rank_orders_levels_and_ranks_unassessed_lowest():
 def test_patient_token_is_stored_only_as_its_hash(consultation, patient_token):
     stored = Consultation.objects.get(pk=consultation.pk)
     assert patient_token not in stored.token_hash
-    assert stored.token_hash == selectors.patient_token_hash(token=patient_token)
+    assert stored.token_hash == patient_token_hash(token=patient_token)
     assert len(patient_token) >= 40
 
 

@@ -4,8 +4,19 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from consult import extraction, prompt_templates, selectors, services
+from consult import extraction
 from consult.models import PromptTemplate, PromptTemplateVersion
+from consult.selectors.prompt_templates import (
+    prompt_template_history,
+    prompt_template_versions,
+    prompt_templates_active,
+)
+from consult.services.prompt_templates import (
+    prompt_template_delete,
+    prompt_template_revert,
+    prompt_template_save,
+    prompt_templates_sync,
+)
 from ner_engine.triplets import TemplateError
 from review_helpers import user_create
 
@@ -25,7 +36,7 @@ def save(template=None, actor=None, **values):
     values.setdefault("anchor_words", ["symptom"])
     values.setdefault("soft_prompt_length", 8)
     values.setdefault("is_active", True)
-    return prompt_templates.prompt_template_save(template=template, actor=actor, entity_type="SYMPTOM", **values)
+    return prompt_template_save(template=template, actor=actor, entity_type="SYMPTOM", **values)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +60,7 @@ def test_unusable_templates_are_refused(values, message):
 
 def test_unknown_entity_type_is_refused():
     with pytest.raises(TemplateError, match="Unknown entity type"):
-        prompt_templates.prompt_template_save(template=None, actor=None, entity_type="FOOD", text=GOOD,
+        prompt_template_save(template=None, actor=None, entity_type="FOOD", text=GOOD,
                                               anchor_words=["food"], soft_prompt_length=8, is_active=True)
 
 
@@ -72,19 +83,19 @@ def test_versions_history_and_revert():
     assert template.version == 2
     assert save(template, actor=admin, text="List each {anchor}.").version == 2  # nothing changed
     template = save(template, actor=admin, text="List each {anchor}.", is_active=False)
-    history = prompt_templates.prompt_template_versions(template=template)
+    history = prompt_template_versions(template=template)
     assert [(v.version, v.changed_by_name, v.note) for v in history] == [
         (3, "root", "changed is_active"), (2, "root", "changed text"), (1, "root", "created")]
-    reverted = prompt_templates.prompt_template_revert(template=template, version=1, actor=admin)
+    reverted = prompt_template_revert(template=template, version=1, actor=admin)
     assert (reverted.version, reverted.text, reverted.is_active) == (4, GOOD, True)
     assert PromptTemplateVersion.objects.get(template=template, version=4).note == "reverted to version 1"
     with pytest.raises(TemplateError, match="no version 9"):
-        prompt_templates.prompt_template_revert(template=template, version=9, actor=admin)
+        prompt_template_revert(template=template, version=9, actor=admin)
 
 
 def test_seeded_template_keeps_its_first_state_in_history():
     seeded = PromptTemplate.objects.create(entity_type="DRUG", text="Find every {anchor}.", anchor_words=["drug"])
-    prompt_templates.prompt_template_save(template=seeded, actor=None, text="Find each {anchor}.")
+    prompt_template_save(template=seeded, actor=None, text="Find each {anchor}.")
     assert [(v.version, v.text) for v in seeded.versions.order_by("version")] == [
         (1, "Find every {anchor}."), (2, "Find each {anchor}.")]
 
@@ -92,14 +103,14 @@ def test_seeded_template_keeps_its_first_state_in_history():
 def test_a_saved_template_reaches_the_extractor_on_the_next_task(monkeypatch):
     applied = []
     monkeypatch.setattr(extraction, "templates_apply", lambda **kwargs: applied.append(kwargs))
-    services.prompt_templates_sync()
+    prompt_templates_sync()
     template = save()
-    services.prompt_templates_sync()
+    prompt_templates_sync()
     save(template, text="List each {anchor}.")
-    services.prompt_templates_sync()
+    prompt_templates_sync()
     assert [call["version"] for call in applied] == ["builtin", "SYMPTOM.1", "SYMPTOM.2"]
     assert applied[-1]["overrides"] == {"SYMPTOM": {"template": "List each {anchor}.", "anchor": "symptom"}}
-    assert selectors.prompt_templates_active()[1] == "SYMPTOM.2"
+    assert prompt_templates_active()[1] == "SYMPTOM.2"
 
 
 # Admin pages ---------------------------------------------------------------------------------------------
@@ -210,7 +221,7 @@ def test_delete_keeps_the_version_history_and_records_who_deleted(settings):
     client.force_login(admin)
     assert client.delete(f"/api/templates/{template_id}/").status_code == 204
     assert not PromptTemplate.objects.filter(pk=template_id).exists()
-    history = prompt_templates.prompt_template_history(entity_type="SYMPTOM")
+    history = prompt_template_history(entity_type="SYMPTOM")
     assert [(v.version, v.note, v.is_active, v.changed_by_name, v.template_id) for v in history] == [
         (3, "deleted", False, "root", None),
         (2, "changed text", True, "root", None),
@@ -218,17 +229,17 @@ def test_delete_keeps_the_version_history_and_records_who_deleted(settings):
     ]
     assert history[0].text == "List each {anchor}." and str(history[0]) == "SYMPTOM v3 (template deleted)"
     # The workers' combined version no longer includes it: the model's shipped template applies again.
-    assert "SYMPTOM" not in selectors.prompt_templates_active()[0]
+    assert "SYMPTOM" not in prompt_templates_active()[0]
     # The entity type is free for a new template, whose history starts again; the old rows stay.
     fresh = save(actor=admin)
-    assert fresh.version == 1 and [v.version for v in prompt_templates.prompt_template_versions(template=fresh)] == [1]
-    assert len(prompt_templates.prompt_template_history(entity_type="SYMPTOM")) == 4
+    assert fresh.version == 1 and [v.version for v in prompt_template_versions(template=fresh)] == [1]
+    assert len(prompt_template_history(entity_type="SYMPTOM")) == 4
 
 
 def test_delete_of_a_template_seeded_before_versioning_keeps_its_state():
     template = PromptTemplate.objects.create(entity_type="DRUG", text="Find every {anchor}.", anchor_words=["drug"],
                                              is_active=True, version=2)
-    prompt_templates.prompt_template_delete(template=template, actor=None, note="retired")
-    history = prompt_templates.prompt_template_history(entity_type="DRUG")
+    prompt_template_delete(template=template, actor=None, note="retired")
+    history = prompt_template_history(entity_type="DRUG")
     assert [(v.version, v.note, v.is_active, v.template_id) for v in history] == [
         (3, "retired", False, None), (2, "state before the first recorded edit", True, None)]

@@ -13,9 +13,10 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery_app import app
-from consult import delivery, extraction, services
+from consult import delivery, extraction
 from consult.models import Entity, Message, RecordItem, TriageEvent
 from consult.tasks import message_process as message_process_task
+from consult.services.messages import message_create, message_process
 
 TEXT = "I have a headache and a fever"
 
@@ -95,7 +96,7 @@ def test_tasks_are_acknowledged_late_and_handed_back_when_a_worker_dies():
 
 @pytest.mark.django_db(transaction=True)
 def test_message_is_published_under_a_queue_lease(consultation, broker):
-    message = services.message_create(consultation=consultation, text=TEXT)
+    message = message_create(consultation=consultation, text=TEXT)
     assert queue_length(broker) == 1
     assert lease(broker, message.id) is not None
     assert broker.ttl(delivery.LEASE_KEY.format(message_id=message.id)) > settings.MESSAGE_LEASE_S
@@ -107,7 +108,7 @@ def test_failed_publish_keeps_the_message_and_the_sweeper_requeues_it(consultati
         raise ConnectionError("Redis is down")
 
     monkeypatch.setattr(delivery, "message_publish", broker_down)
-    message = services.message_create(consultation=consultation, text=TEXT)
+    message = message_create(consultation=consultation, text=TEXT)
     message.refresh_from_db()
     assert message.status == Message.Status.QUEUED
     assert lease(broker, message.id) is None, "no lease for a task that was never published"
@@ -199,7 +200,7 @@ def test_concurrent_runs_of_one_message_write_it_once(consultation, broker, monk
 
     def run() -> None:
         try:
-            services.message_process(message_id=message.id)
+            message_process(message_id=message.id)
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -3,10 +3,22 @@ from __future__ import annotations
 
 import pytest
 
-from consult import case as case_module
-from consult import fhir, review
+from consult import fhir
 from consult.models import AuditEvent, ConsultationReview, Entity, EntityReview, Message
 from consult.triage import knowledge_load
+from consult.selectors.annotations import Annotation, messages_with_annotations, text_segments
+from consult.selectors.audit import audit_events_get
+from consult.selectors.case import CaseFilters, case_get, case_serialize, consultation_list
+from consult.services.consultations import consultation_create
+from consult.services.review import (
+    NOTE_MAX_CHARS,
+    ReviewError,
+    clinician_note_save,
+    consultation_review_mark,
+    context_review_apply,
+    entity_add,
+    entity_review_apply,
+)
 from review_helpers import FIRST, SECOND, case_create, user_create
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +44,7 @@ def first_message(consultation):
 
 def test_accept_records_review_and_audit_but_leaves_model_output(case, clinician):
     headache = entity(case, "headache")
-    annotation = review.entity_review_apply(consultation=case, actor=clinician, action="accept", entity_id=headache.id)
+    annotation = entity_review_apply(consultation=case, actor=clinician, action="accept", entity_id=headache.id)
     assert annotation.status == "accepted"
     event = AuditEvent.objects.get(consultation=case)
     assert (event.actor, event.actor_name, event.action) == (clinician, "dr_who", "entity_accept")
@@ -40,14 +52,14 @@ def test_accept_records_review_and_audit_but_leaves_model_output(case, clinician
     headache.refresh_from_db()
     assert headache.review_status == "accepted" and headache.type == "SYMPTOM"
     # Accepting twice changes nothing and writes nothing.
-    review.entity_review_apply(consultation=case, actor=clinician, action="accept", entity_id=headache.id)
+    entity_review_apply(consultation=case, actor=clinician, action="accept", entity_id=headache.id)
     assert AuditEvent.objects.filter(consultation=case).count() == 1
 
 
 def test_correct_type_span_and_assertion_keeps_original(case, clinician):
     fever = entity(case, "fever")
     start = FIRST.index("fever")
-    annotation = review.entity_review_apply(
+    annotation = entity_review_apply(
         consultation=case, actor=clinician, action="correct", entity_id=fever.id, type="DISEASE",
         start=start, end=start + len("fever since Monday"), assertion="possible",
     )
@@ -62,21 +74,21 @@ def test_correct_type_span_and_assertion_keeps_original(case, clinician):
     assert event.before["type"] == "SYMPTOM" and event.after["type"] == "DISEASE"
     assert event.after["assertion"] == "possible"
     # Correcting back to the model's values makes it a plain acceptance again.
-    again = review.entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=fever.id,
+    again = entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=fever.id,
                                        type="SYMPTOM", start=start, end=start + 5, assertion="present")
     assert again.status == "accepted" and again.original is None
 
 
 def test_reject_then_accept_and_assertion_cleared(case, clinician):
     drug = entity(case, "ibuprofen")
-    assert review.entity_review_apply(consultation=case, actor=clinician, action="reject",
+    assert entity_review_apply(consultation=case, actor=clinician, action="reject",
                                       entity_id=drug.id).status == "rejected"
     drug.refresh_from_db()
     assert drug.review_status == "rejected"
-    cleared = review.entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=drug.id,
+    cleared = entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=drug.id,
                                          assertion=None)
     assert cleared.status == "corrected" and cleared.assertion is None
-    assert [e.action for e in review.audit_events_get(consultation=case)] == ["entity_reject", "entity_correct"]
+    assert [e.action for e in audit_events_get(consultation=case)] == ["entity_reject", "entity_correct"]
 
 
 @pytest.mark.parametrize(
@@ -91,8 +103,8 @@ def test_reject_then_accept_and_assertion_cleared(case, clinician):
     ],
 )
 def test_invalid_corrections_are_refused_without_audit(case, clinician, changes, message):
-    with pytest.raises(review.ReviewError, match=message):
-        review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+    with pytest.raises(ReviewError, match=message):
+        entity_review_apply(consultation=case, actor=clinician, action="correct",
                                    entity_id=entity(case, "headache").id, **changes)
     assert not AuditEvent.objects.exists()
     assert not EntityReview.objects.exists()
@@ -100,54 +112,54 @@ def test_invalid_corrections_are_refused_without_audit(case, clinician, changes,
 
 def test_actions_on_another_consultations_entity_are_refused(case, clinician):
     other, _ = case_create()
-    with pytest.raises(review.ReviewError, match="No such entity"):
-        review.entity_review_apply(consultation=case, actor=clinician, action="accept",
+    with pytest.raises(ReviewError, match="No such entity"):
+        entity_review_apply(consultation=case, actor=clinician, action="accept",
                                    entity_id=entity(other, "headache").id)
-    with pytest.raises(review.ReviewError, match="No such message"):
-        review.entity_add(consultation=case, actor=clinician, message_id=first_message(other).id, type="SYMPTOM",
+    with pytest.raises(ReviewError, match="No such message"):
+        entity_add(consultation=case, actor=clinician, message_id=first_message(other).id, type="SYMPTOM",
                           start=0, end=1)
 
 
 def test_add_missed_entity_then_reject_it(case, clinician):
     second = case.messages.get(text=SECOND)
     start = SECOND.index("stiff neck")
-    added = review.entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
+    added = entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
                               start=start, end=start + len("stiff neck"), assertion="present")
     assert (added.status, added.text, added.entity_id) == ("added", "stiff neck", None)
-    with pytest.raises(review.ReviewError, match="already annotated"):
-        review.entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
+    with pytest.raises(ReviewError, match="already annotated"):
+        entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
                           start=start, end=start + len("stiff neck"), assertion="present")
-    with pytest.raises(review.ReviewError, match="patient's messages"):
+    with pytest.raises(ReviewError, match="patient's messages"):
         reply = case.messages.get(role=Message.Role.ASSISTANT)
-        review.entity_add(consultation=case, actor=clinician, message_id=reply.id, type="SYMPTOM", start=0, end=2)
-    rejected = review.entity_review_apply(consultation=case, actor=clinician, action="reject",
+        entity_add(consultation=case, actor=clinician, message_id=reply.id, type="SYMPTOM", start=0, end=2)
+    rejected = entity_review_apply(consultation=case, actor=clinician, action="reject",
                                           review_id=added.review_id)
     assert rejected.status == "rejected"
-    restored = review.entity_review_apply(consultation=case, actor=clinician, action="accept",
+    restored = entity_review_apply(consultation=case, actor=clinician, action="accept",
                                           review_id=added.review_id)
     assert restored.status == "added"
-    assert [e.action for e in review.audit_events_get(consultation=case)] == [
+    assert [e.action for e in audit_events_get(consultation=case)] == [
         "entity_add", "entity_reject", "entity_accept"]
 
 
 def test_mark_reviewed_and_unmark_are_audited(case, clinician):
-    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
-    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
+    consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
+    consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
     assert ConsultationReview.objects.get(consultation=case).reviewed_by == clinician
-    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=False)
+    consultation_review_mark(consultation=case, actor=clinician, reviewed=False)
     assert not ConsultationReview.objects.exists()
-    assert [e.action for e in review.audit_events_get(consultation=case)] == [
+    assert [e.action for e in audit_events_get(consultation=case)] == [
         "consultation_reviewed", "consultation_unreviewed"]
 
 
 def test_text_segments_cover_text_and_overlaps():
     annotations = [
-        review.Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="pending", type="SYMPTOM",
+        Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="pending", type="SYMPTOM",
                           start=0, end=10, text="chest pain", assertion=None),
-        review.Annotation(key="e2", message_id=1, entity_id=2, review_id=None, status="pending", type="ANATOMY",
+        Annotation(key="e2", message_id=1, entity_id=2, review_id=None, status="pending", type="ANATOMY",
                           start=0, end=5, text="chest", assertion=None),
     ]
-    segments = review.text_segments(text="chest pain now", annotations=annotations)
+    segments = text_segments(text="chest pain now", annotations=annotations)
     assert "".join(s.text for s in segments) == "chest pain now"
     assert [(s.text, [a.key for a in s.annotations]) for s in segments] == [
         ("chest", ["e1", "e2"]), (" pain", ["e1"]), (" now", [])]
@@ -158,24 +170,24 @@ def test_text_segments_put_the_mention_in_force_before_a_rejected_one(case, clin
     and both stay annotations of the message (the review table lists them)."""
     first = first_message(case)
     fever = entity(case, "fever")
-    review.entity_review_apply(consultation=case, actor=clinician, action="reject", entity_id=fever.id)
-    added = review.entity_add(consultation=case, actor=clinician, message_id=first.id, type="DISEASE",
+    entity_review_apply(consultation=case, actor=clinician, action="reject", entity_id=fever.id)
+    added = entity_add(consultation=case, actor=clinician, message_id=first.id, type="DISEASE",
                               start=fever.start, end=fever.end, assertion="present")
-    [(message, annotations)] = [(m, a) for m, a in review.messages_with_annotations(consultation=case)
+    [(message, annotations)] = [(m, a) for m, a in messages_with_annotations(consultation=case)
                                 if m.id == first.id]
     assert {a.key: a.status for a in annotations if a.text == "fever"} == {f"e{fever.id}": "rejected",
                                                                            added.key: "added"}
-    segments = review.text_segments(text=message.text, annotations=annotations)
+    segments = text_segments(text=message.text, annotations=annotations)
     [covered] = [s for s in segments if s.text == "fever"]
     assert [(a.key, a.status, a.type) for a in covered.annotations] == [
         (added.key, "added", "DISEASE"), (f"e{fever.id}", "rejected", "SYMPTOM")]
 
     # Overlapping, not the same span: the rejected outer mention keeps the words only it covers.
-    outer = review.Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="rejected",
+    outer = Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="rejected",
                               type="DISEASE", start=0, end=10, text="chest pain", assertion=None)
-    inner = review.Annotation(key="r2", message_id=1, entity_id=None, review_id=2, status="corrected",
+    inner = Annotation(key="r2", message_id=1, entity_id=None, review_id=2, status="corrected",
                               type="SYMPTOM", start=6, end=10, text="pain", assertion=None)
-    segments = review.text_segments(text="chest pain now", annotations=[outer, inner])
+    segments = text_segments(text="chest pain now", annotations=[outer, inner])
     assert [(s.text, [a.key for a in s.annotations]) for s in segments] == [
         ("chest ", ["e1"]), ("pain", ["r2", "e1"]), (" now", [])]
 
@@ -190,7 +202,7 @@ RETYPED_ATTRIBUTES = {
 
 def test_retyped_from_is_provenance_not_an_attribute_of_the_finding(case, clinician):
     Entity.objects.filter(pk=entity(case, "fever").pk).update(attributes=RETYPED_ATTRIBUTES)
-    view = case_module.case_get(consultation=case)
+    view = case_get(consultation=case)
     fever = next(e for e in view.record["symptoms"] if e.text == "fever")
     assert fever.attributes == {"duration": "since Monday"}
     assert fever.provenance == ["model type: DISEASE, retyped by ICD-10-CM chapter R (R50.9)"]
@@ -199,7 +211,7 @@ def test_retyped_from_is_provenance_not_an_attribute_of_the_finding(case, clinic
     [annotation] = [a for a in view.annotations if a.text == "fever"]
     assert annotation.attribute_texts == {"duration": "since Monday"}
     # Still in the data: the API's annotation keeps the extractor's attributes as stored.
-    data = case_module.case_serialize(case=view)
+    data = case_serialize(case=view)
     annotations = [a for m in data["messages"] for a in m["annotations"] if a["text"] == "fever"]
     assert annotations[0]["attributes"]["retyped_from"] == "DISEASE"
     [record_fever] = [e for e in data["record"]["symptoms"] if e["text"] == "fever"]
@@ -213,11 +225,11 @@ def test_retyped_from_is_provenance_not_an_attribute_of_the_finding(case, clinic
 def test_case_record_triage_and_summary_follow_review(case, clinician):
     second = case.messages.get(text=SECOND)
     start = SECOND.index("stiff neck")
-    review.entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM", start=start,
+    entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM", start=start,
                       end=start + 10, assertion="present")
-    review.entity_review_apply(consultation=case, actor=clinician, action="reject",
+    entity_review_apply(consultation=case, actor=clinician, action="reject",
                                entity_id=entity(case, "ibuprofen").id)
-    view = case_module.case_get(consultation=case)
+    view = case_get(consultation=case)
     assert [e.text for e in view.record["symptoms"]] == ["headache", "fever", "chest pain", "stiff neck"]
     assert view.record["drugs"] == []
     assert view.record["symptoms"][1].attributes == {"duration": "since Monday"}
@@ -230,7 +242,7 @@ def test_case_record_triage_and_summary_follow_review(case, clinician):
     assert "Denies: chest pain." in lines[1] and "Conditions: asthma." in lines[1]
     assert lines[2] == "Medications: not stated"
     assert lines[3] == "Red flags: Fever with a stiff neck"
-    data = case_module.case_serialize(case=view)
+    data = case_serialize(case=view)
     assert [a["action"] for a in data["audit"]] == ["entity_add", "entity_reject"]
 
 
@@ -239,15 +251,15 @@ def test_case_list_orders_by_urgency_and_filters(clinician):
     unassessed, _ = case_create(urgency=None)
     ambulance, _ = case_create(urgency="emergency_ambulance")
     urgent, _ = case_create(urgency="consultation_24", closed=True)
-    review.consultation_review_mark(consultation=urgent, actor=clinician, reviewed=True)
-    ordered = list(case_module.consultation_list())
+    consultation_review_mark(consultation=urgent, actor=clinician, reviewed=True)
+    ordered = list(consultation_list())
     assert ordered == [ambulance, urgent, calm, unassessed]
     assert ordered[0].red_flag_count == 1
-    filters = case_module.CaseFilters
-    assert list(case_module.consultation_list(filters=filters(reviewed=True))) == [urgent]
-    assert list(case_module.consultation_list(filters=filters(status="closed"))) == [urgent]
-    assert list(case_module.consultation_list(filters=filters(urgency="self_care"))) == [calm]
-    assert len(case_module.consultation_list(filters=filters(reviewed=False))) == 3
+    filters = CaseFilters
+    assert list(consultation_list(filters=filters(reviewed=True))) == [urgent]
+    assert list(consultation_list(filters=filters(status="closed"))) == [urgent]
+    assert list(consultation_list(filters=filters(urgency="self_care"))) == [calm]
+    assert len(consultation_list(filters=filters(reviewed=False))) == 3
 
 
 # FHIR ------------------------------------------------------------------------------------------------
@@ -260,9 +272,9 @@ def fhir_validate(bundle: dict):
 
 
 def test_fhir_bundle_validates_and_maps_assertions(case, clinician):
-    review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+    entity_review_apply(consultation=case, actor=clinician, action="correct",
                                entity_id=entity(case, "asthma").id, assertion="possible")
-    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=case))
+    bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=case))
     parsed = fhir_validate(bundle)
     assert parsed.type == "collection"
     by_type: dict[str, list] = {}
@@ -290,12 +302,12 @@ def test_fhir_bundle_validates_and_maps_assertions(case, clinician):
 
 
 def test_fhir_refuted_condition_has_no_clinical_status_and_family_is_left_out(case, clinician):
-    review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+    entity_review_apply(consultation=case, actor=clinician, action="correct",
                                entity_id=entity(case, "asthma").id, assertion="absent")
-    review.entity_review_apply(consultation=case, actor=clinician, action="correct",
+    entity_review_apply(consultation=case, actor=clinician, action="correct",
                                entity_id=entity(case, "headache").id, assertion="family")
-    review.consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
-    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=case))
+    consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
+    bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=case))
     fhir_validate(bundle)
     resources = [item["resource"] for item in bundle["entry"]]
     [condition] = [r for r in resources if r["resourceType"] == "Condition"]
@@ -307,10 +319,9 @@ def test_fhir_refuted_condition_has_no_clinical_status_and_family_is_left_out(ca
 
 
 def test_fhir_bundle_of_an_empty_consultation_validates(db):
-    from consult import services
 
-    consultation, _ = services.consultation_create()
-    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=consultation))
+    consultation, _ = consultation_create()
+    bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=consultation))
     fhir_validate(bundle)
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient", "Encounter",
                                                                         "QuestionnaireResponse"]
@@ -318,11 +329,10 @@ def test_fhir_bundle_of_an_empty_consultation_validates(db):
 
 def test_clinical_context_shape_feeds_record_summary_and_fhir(db, clinician):
     """ner_engine.context puts linked attributes and candidate codes inside Entity.attributes."""
-    from consult import services
     from consult.models import Message
     from review_helpers import entity_create
 
-    consultation, _ = services.consultation_create()
+    consultation, _ = consultation_create()
     message = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT,
                                      text="Severe headache for 3 days.", status=Message.Status.PROCESSED)
     entity_create(message, "headache", "SYMPTOM", assertion="present", attributes={
@@ -333,7 +343,7 @@ def test_clinical_context_shape_feeds_record_summary_and_fhir(db, clinician):
                   {"system": "HPO", "code": "HP:0002315", "name": "Headache", "score": 1.0},
                   {"system": "HPO", "code": "HP:0000001", "name": "worse", "score": 0.5}],
     })
-    view = case_module.case_get(consultation=consultation)
+    view = case_get(consultation=consultation)
     [entry] = view.record["symptoms"]
     assert entry.attributes == {"duration": "for 3 days", "severity": "Severe"}
     assert [(c["system"], c["code"]) for c in entry.codes] == [("HPO", "HP:0002315"), ("ICD-10-CM", "R51.9")]
@@ -363,10 +373,9 @@ def fhir_codes(bundle, text):
 @pytest.fixture
 def stiff_case(db):
     """The issue's case: the model typed "stiff" as a DISEASE coded as Stiff-Person Syndrome."""
-    from consult import services
     from review_helpers import entity_create
 
-    consultation, _ = services.consultation_create()
+    consultation, _ = consultation_create()
     message = Message.objects.create(consultation=consultation, role=Message.Role.PATIENT, text=STIFF_TEXT,
                                      status=Message.Status.PROCESSED)
     stiff = entity_create(message, "stiff", "DISEASE", assertion="present", attributes={
@@ -379,10 +388,10 @@ def stiff_case(db):
 def test_correction_recomputes_codes_for_the_new_span_and_type(stiff_case, clinician):
     consultation, message, stiff = stiff_case
     start = STIFF_TEXT.index("neck feels really stiff")
-    before = case_module.case_get(consultation=consultation)
+    before = case_get(consultation=consultation)
     assert [c["code"] for c in before.record["diseases"][0].codes] == ["D016750", "G25.82"]
 
-    corrected = review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+    corrected = entity_review_apply(consultation=consultation, actor=clinician, action="correct",
                                            entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT))
     assert (corrected.status, corrected.type, corrected.text) == ("corrected", "SYMPTOM", "neck feels really stiff")
     assert corrected.context_state == "proposed" and corrected.assertion == "present"
@@ -398,16 +407,16 @@ def test_correction_recomputes_codes_for_the_new_span_and_type(stiff_case, clini
     assert event.after["codes"] == [f"{c['system']} {c['code']}" for c in corrected.codes]
 
     # The clinician codes it from a term of their own: the same vocabularies, no made-up codes.
-    edited = review.context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
+    edited = context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
                                          entity_id=stiff.id, code_term="neck stiffness")
     assert edited.context_state == "edited" and edited.preferred_term == "Stiff neck"
     assert ("HPO", "HP:0025258") in [(c["system"], c["code"]) for c in edited.codes]
     assert any("neck stiffness" in note for note in edited.provenance)
-    with pytest.raises(review.ReviewError, match="No code matches"):
-        review.context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
+    with pytest.raises(ReviewError, match="No code matches"):
+        context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
                                     entity_id=stiff.id, code_term="zzqx qqzz")
 
-    view = case_module.case_get(consultation=consultation)
+    view = case_get(consultation=consultation)
     assert view.record["diseases"] == []
     [entry] = view.record["symptoms"]
     assert (entry.text, entry.preferred_term, entry.proposed) == ("neck feels really stiff", "Stiff neck", False)
@@ -417,67 +426,67 @@ def test_correction_recomputes_codes_for_the_new_span_and_type(stiff_case, clini
     fhir_validate(bundle)
     assert ("http://human-phenotype-ontology.org", "HP:0025258") in fhir_codes(bundle, "neck feels really stiff")
     assert "G25.82" not in str(bundle) and "D016750" not in str(bundle)
-    assert [e.action for e in review.audit_events_get(consultation=consultation)] == [
+    assert [e.action for e in audit_events_get(consultation=consultation)] == [
         "entity_correct", "context_edit"]
 
 
 def test_proposed_values_are_accepted_or_the_assertion_edited(stiff_case, clinician):
     consultation, message, stiff = stiff_case
     start = STIFF_TEXT.index("throwing up")
-    added = review.entity_add(consultation=consultation, actor=clinician, message_id=message.id, type="SYMPTOM",
+    added = entity_add(consultation=consultation, actor=clinician, message_id=message.id, type="SYMPTOM",
                               start=start, end=start + len("throwing up"))
     assert added.context_state == "proposed" and added.assertion == "present"
     assert ("HPO", "HP:0002013") in [(c["system"], c["code"]) for c in added.codes]  # Vomiting
-    [entry] = case_module.case_get(consultation=consultation).record["symptoms"]
+    [entry] = case_get(consultation=consultation).record["symptoms"]
     assert entry.proposed and entry.preferred_term == "Vomiting"
-    bundle = fhir.consultation_fhir_bundle(case=case_module.case_get(consultation=consultation))
+    bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=consultation))
     fhir_validate(bundle)
     assert "not yet confirmed" in str(bundle)
 
-    accepted = review.context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
+    accepted = context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
                                            review_id=added.review_id)
     assert accepted.context_state == "confirmed" and accepted.codes == added.codes
-    with pytest.raises(review.ReviewError, match="no proposed values"):
-        review.context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
+    with pytest.raises(ReviewError, match="no proposed values"):
+        context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
                                     review_id=added.review_id)
-    edited = review.context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
+    edited = context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
                                          review_id=added.review_id, assertion="historical",
                                          codes_keep=["HPO|HP:0002013"])
     assert (edited.assertion, [c["code"] for c in edited.codes]) == ("historical", ["HP:0002013"])
     assert edited.status == "added"
-    assert [e.action for e in review.audit_events_get(consultation=consultation)] == [
+    assert [e.action for e in audit_events_get(consultation=consultation)] == [
         "entity_add", "context_accept", "context_edit"]
 
 
 def test_an_assertion_the_clinician_chose_wins_over_the_recomputed_one(stiff_case, clinician):
     consultation, _, stiff = stiff_case
     start = STIFF_TEXT.index("neck feels really stiff")
-    corrected = review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+    corrected = entity_review_apply(consultation=consultation, actor=clinician, action="correct",
                                            entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT),
                                            assertion="possible")
     assert corrected.assertion == "possible"
     # Back to the model's own span and type: the model's context (and codes) apply again.
-    back = review.entity_review_apply(consultation=consultation, actor=clinician, action="correct",
+    back = entity_review_apply(consultation=consultation, actor=clinician, action="correct",
                                       entity_id=stiff.id, type="DISEASE", start=STIFF_TEXT.index("stiff"),
                                       end=len(STIFF_TEXT), assertion="present")
     assert back.status == "accepted" and back.context_state == "" and back.codes[0]["code"] == "D016750"
 
 
 def test_clinician_note_is_audited_and_exported(case, clinician):
-    note = review.clinician_note_save(consultation=case, actor=clinician, text="  Seen by phone; safety-netted.  ")
+    note = clinician_note_save(consultation=case, actor=clinician, text="  Seen by phone; safety-netted.  ")
     assert note.text == "Seen by phone; safety-netted." and note.updated_by_name == "dr_who"
-    review.clinician_note_save(consultation=case, actor=clinician, text="Seen by phone; safety-netted.")
-    view = case_module.case_get(consultation=case)
+    clinician_note_save(consultation=case, actor=clinician, text="Seen by phone; safety-netted.")
+    view = case_get(consultation=case)
     assert view.summary_text.endswith("Clinician note: Seen by phone; safety-netted.")
     bundle = fhir.consultation_fhir_bundle(case=view)
     fhir_validate(bundle)
     [impression] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ClinicalImpression"]
     assert impression["summary"] == "Seen by phone; safety-netted."
     assert impression["note"][0]["authorString"] == "dr_who"
-    with pytest.raises(review.ReviewError, match="at most"):
-        review.clinician_note_save(consultation=case, actor=clinician, text="x" * (review.NOTE_MAX_CHARS + 1))
-    review.clinician_note_save(consultation=case, actor=clinician, text="")
-    events = [e for e in review.audit_events_get(consultation=case) if e.action == "note_edit"]
+    with pytest.raises(ReviewError, match="at most"):
+        clinician_note_save(consultation=case, actor=clinician, text="x" * (NOTE_MAX_CHARS + 1))
+    clinician_note_save(consultation=case, actor=clinician, text="")
+    events = [e for e in audit_events_get(consultation=case) if e.action == "note_edit"]
     assert [(e.before["note"], e.after["note"]) for e in events] == [
         ("", "Seen by phone; safety-netted."), ("Seen by phone; safety-netted.", "")]
-    assert case_module.case_get(consultation=case).note is None
+    assert case_get(consultation=case).note is None

@@ -22,11 +22,12 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from consult import extraction, security, services
+from consult import extraction, security
 from consult.api.throttling import ConsultationCreateThrottle
 from config.asgi import application
 from tools.launcher import ROOT, Supervisor, free_port, http_wait, manage_command, web_command
 from consult.models import Consultation, Message, PromptTemplate
+from consult.services.consultations import consultation_create
 from review_helpers import case_create, user_create
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -49,7 +50,7 @@ def api():
 
 @pytest.fixture
 def started(db):
-    return services.consultation_create()
+    return consultation_create()
 
 
 # Bad messages over the API -------------------------------------------------------------------------
@@ -129,8 +130,8 @@ def test_patient_page_scripts_never_write_html_from_data():
 
 
 def test_probing_ids_is_always_404(api, db):
-    mine, my_token = services.consultation_create()
-    theirs, _ = services.consultation_create()
+    mine, my_token = consultation_create()
+    theirs, _ = consultation_create()
     unknown = uuid.uuid4()
     for consultation_id in (theirs.id, unknown):
         for method, url in (("GET", f"/api/consultations/{consultation_id}/"),
@@ -215,7 +216,7 @@ def test_api_messages_are_rate_limited_per_consultation(api, started, settings):
     assert codes == [202, 202, 202, 429]
     assert Message.objects.count() == 3
     # Another patient's budget is their own.
-    other, other_token = services.consultation_create()
+    other, other_token = consultation_create()
     assert api.post(messages_url(other.id), {"text": "hi"}, format="json", **bearer(other_token)).status_code == 202
 
 
@@ -239,7 +240,7 @@ async def test_websocket_messages_share_the_rate_limit_with_the_api(settings):
     from asgiref.sync import sync_to_async
 
     settings.PATIENT_MESSAGE_RATE = "2/minute"
-    consultation, token = await sync_to_async(services.consultation_create)()
+    consultation, token = await sync_to_async(consultation_create)()
     communicator = await ws_authenticated(consultation, token)
     replies = []
     for number in range(3):
@@ -281,7 +282,7 @@ async def ws_authenticated(consultation, token):
 async def test_websocket_bad_messages_get_an_error_and_nothing_is_stored(frame, code):
     from asgiref.sync import sync_to_async
 
-    consultation, token = await sync_to_async(services.consultation_create)()
+    consultation, token = await sync_to_async(consultation_create)()
     communicator = await ws_authenticated(consultation, token)
     await communicator.send_to(text_data=json.dumps(frame))
     reply = await communicator.receive_json_from(timeout=10)
@@ -299,7 +300,7 @@ async def test_websocket_bad_messages_get_an_error_and_nothing_is_stored(frame, 
 async def test_websocket_from_a_foreign_origin_is_refused():
     from asgiref.sync import sync_to_async
 
-    consultation, _ = await sync_to_async(services.consultation_create)()
+    consultation, _ = await sync_to_async(consultation_create)()
     for origin in (b"http://evil.example", b"null", b"http://localhost.evil.example"):
         communicator = WebsocketCommunicator(application, f"/ws/consultations/{consultation.id}/",
                                              headers=[(b"origin", origin)])

@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from consult.selectors.training import reviewed_documents
+from consult.vocabulary import REVIEW_TYPES
 
-from consult import review
 
 
 class Command(BaseCommand):
@@ -17,15 +18,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--output", required=True, help="File to write (replaced atomically).")
-        parser.add_argument("--types", default=",".join(review.REVIEW_TYPES),
+        parser.add_argument("--types", default=",".join(REVIEW_TYPES),
                             help="Comma-separated entity types the reviewers annotated (default: all).")
 
     def handle(self, *args, output: str, types: str, **options) -> None:
         wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
-        unknown = sorted(set(wanted) - set(review.REVIEW_TYPES))
+        unknown = sorted(set(wanted) - set(REVIEW_TYPES))
         if not wanted or unknown:
             raise CommandError(f"--types: unknown or empty ({', '.join(unknown)}); known: "
-                               f"{', '.join(review.REVIEW_TYPES)}")
+                               f"{', '.join(REVIEW_TYPES)}")
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written next to the target and renamed, so a training run never reads a half-written file.
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         documents = spans = 0
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                for document in review.reviewed_documents(types=wanted):
+                for document in reviewed_documents(types=wanted):
                     handle.write(json.dumps(document, ensure_ascii=False) + "\n")
                     documents += 1
                     spans += len(document["spans"])

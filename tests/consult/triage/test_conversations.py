@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from consult import extraction, selectors, services
+from consult import extraction
+from consult.selectors import consultation as selectors
+from consult.services import messages as services
 from consult.models import Consultation, TriageEvent
 from consult.vocabulary import urgency_rank
 

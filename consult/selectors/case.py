@@ -11,11 +11,22 @@ from typing import Any
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
-from consult import review
-from consult.models import ClinicianNote, ClinicianUrgency, Consultation, Message, RecordItem, TriageEvent, Urgency
+from consult.interview import triage_engine_get, triage_input_build
+from consult.models import (
+    ClinicianNote,
+    ClinicianUrgency,
+    Consultation,
+    Message,
+    RecordItem,
+    TriageEvent,
+    Urgency,
+    record_key_normalize,
+)
+from consult.selectors.annotations import PENDING, Annotation, messages_with_annotations
+from consult.selectors.audit import audit_event_serialize, audit_events_get
 # The reviewed record has the live record's sections ({type: section}), so that clients read both alike.
-from consult.selectors import RECORD_SECTIONS
-from consult.services import record_key_normalize
+from consult.selectors.consultation import RECORD_SECTIONS
+from consult.triage import knowledge_load
 
 # Assertions that mean the patient does not have the finding now; the summary lists them as "denies".
 NOT_PRESENT = frozenset({"absent"})
@@ -24,8 +35,6 @@ NOT_THE_PATIENTS = frozenset({"family", "hypothetical"})
 
 @functools.lru_cache(maxsize=1)
 def _triage_rules() -> dict[str, Any]:
-    from consult.triage import knowledge_load
-
     return {rule.id: rule for rule in knowledge_load().red_flags}
 
 
@@ -44,7 +53,7 @@ def red_flag_rule_ids() -> list[str]:
 
 
 def triage_decision(*, consultation: Consultation) -> dict[str, Any]:
-    """The interview's latest decision as stored by services.consultation_triage (TriageDecision.to_dict())."""
+    """The interview's latest decision as stored by services.triage.consultation_triage (TriageDecision.to_dict())."""
     return (consultation.triage_state or {}).get("decision") or {}
 
 
@@ -189,30 +198,28 @@ class Retriage:
 
 
 def consultation_retriage(*, consultation: Consultation,
-                          messages: list[tuple[Message, list[review.Annotation]]] | None = None) -> Retriage | None:
+                          messages: list[tuple[Message, list[Annotation]]] | None = None) -> Retriage | None:
     """The interview re-run on the clinician-reviewed findings; pure computation, nothing is written.
 
-    The input is the one services.consultation_triage builds for the latest processed patient message, except
-    that each message's mentions are the reviewed ones (review.messages_with_annotations: accepted, corrected
-    and added mentions with their reviewed assertion and context, pending ones as extracted, rejected ones
-    left out). No earlier level is carried over (`previous_urgency` None): the level is what the reviewed
+    The input is the one services.triage.consultation_triage builds for the latest processed patient message
+    (interview.triage_input_build), except that each message's mentions are the reviewed ones
+    (annotations.messages_with_annotations: accepted, corrected and added mentions with their reviewed assertion
+    and context, pending ones as extracted, rejected ones left out). No earlier level is carried over (`previous_urgency` None): the level is what the reviewed
     findings reach on their own, so that a rejected mention can lower it. None before any processed patient
     message."""
-    from consult import services  # services imports the extraction stack; only the interview is needed here
-
     if messages is None:
-        messages = review.messages_with_annotations(consultation=consultation)
+        messages = messages_with_annotations(consultation=consultation)
     patient = [(m, a) for m, a in messages if m.role == Message.Role.PATIENT and m.status != Message.Status.FAILED]
     processed = [index for index, (m, _) in enumerate(patient) if m.status == Message.Status.PROCESSED]
     if not processed:
         return None
     patient = patient[:processed[-1] + 1]
     # No earlier level carried over: the level is what the reviewed findings reach on their own.
-    triage_input = services.triage_input_build(
+    triage_input = triage_input_build(
         consultation=consultation, messages=[(m, [a for a in annotations if a.kept]) for m, annotations in patient],
         current=patient[-1][0], answered=(consultation.triage_state or {}).get("answered") or {},
         previous_urgency=None)
-    decision = services.triage_engine_get().decide(triage_input)
+    decision = triage_engine_get().decide(triage_input)
     red_flag_ids = set(decision.red_flags)
     return Retriage(
         urgency=decision.urgency,
@@ -236,7 +243,7 @@ class RecordEntry:
     attributes: dict[str, str] = field(default_factory=dict)  # {kind: text}
     codes: list[dict[str, str]] = field(default_factory=list)  # [{"system", "code", "name"}]
     statuses: set[str] = field(default_factory=set)
-    # How the extractor typed its mentions (review.Annotation.provenance): for a tooltip, never the summary.
+    # How the extractor typed its mentions (Annotation.provenance): for a tooltip, never the summary.
     provenance: list[str] = field(default_factory=list)
     # Some mention's context was recomputed after a correction and awaits the clinician.
     proposed: bool = False
@@ -248,7 +255,7 @@ class RecordEntry:
 
     @property
     def reviewed(self) -> bool:
-        return review.PENDING not in self.statuses
+        return PENDING not in self.statuses
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "text": self.text, "assertion": self.assertion, "mentions": self.mentions,
@@ -256,7 +263,7 @@ class RecordEntry:
                 "reviewed": self.reviewed, "proposed": self.proposed, "provenance": self.provenance}
 
 
-def record_build(*, annotations: list[review.Annotation]) -> dict[str, list[RecordEntry]]:
+def record_build(*, annotations: list[Annotation]) -> dict[str, list[RecordEntry]]:
     """The structured record from the reviewed mentions: rejected ones dropped, corrections applied,
     repeated mentions merged (as the live record does), the latest assertion winning."""
     record: dict[str, list[RecordEntry]] = {section: [] for section in RECORD_SECTIONS.values()}
@@ -429,7 +436,7 @@ def case_summary_text(*, consultation: Consultation, record: dict[str, list[Reco
 @dataclass
 class CaseView:
     consultation: Consultation
-    messages: list[tuple[Message, list[review.Annotation]]]
+    messages: list[tuple[Message, list[Annotation]]]
     record: dict[str, list[RecordEntry]]
     questions: list[AskedQuestion]
     steps: list[TriageStep]
@@ -446,7 +453,7 @@ class CaseView:
         return consultation_retriage(consultation=self.consultation, messages=self.messages)
 
     @property
-    def annotations(self) -> list[review.Annotation]:
+    def annotations(self) -> list[Annotation]:
         return [a for _, annotations in self.messages for a in annotations]
 
     @property
@@ -455,7 +462,7 @@ class CaseView:
 
 
 def case_get(*, consultation: Consultation) -> CaseView:
-    messages = review.messages_with_annotations(consultation=consultation)
+    messages = messages_with_annotations(consultation=consultation)
     annotations = [a for _, items in messages for a in items]
     record = record_build(annotations=annotations)
     questions = questions_asked(consultation=consultation, messages=[m for m, _ in messages])
@@ -470,7 +477,7 @@ def case_get(*, consultation: Consultation) -> CaseView:
         urgency_reasons=urgency_reasons(consultation=consultation, steps=steps),
         summary_text=case_summary_text(consultation=consultation, record=record, questions=questions, steps=steps,
                                        note=note.text if note else ""),
-        audit_events=review.audit_events_get(consultation=consultation),
+        audit_events=audit_events_get(consultation=consultation),
         note=note if note and note.text else None,
         clinician_urgency=clinician_urgency_get(consultation=consultation),
         patient=patient_details(consultation=consultation),
@@ -507,7 +514,7 @@ def case_serialize(*, case: CaseView) -> dict[str, Any]:
         "patient": case.patient.to_dict() if case.patient else None,
         "note": ({"text": case.note.text, "updated_by": case.note.updated_by_name or None,
                   "updated_at": case.note.updated_at.isoformat()} if case.note else None),
-        "audit": [review.audit_event_serialize(event=e) for e in case.audit_events],
+        "audit": [audit_event_serialize(event=e) for e in case.audit_events],
     }
 
 

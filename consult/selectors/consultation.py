@@ -1,4 +1,4 @@
-"""Read-side queries, including the one serialisation of a consultation shared by the API and the websocket."""
+"""A consultation as the patient sees it: the token lookup, and the one serialisation of a consultation shared by the API and the websocket."""
 from __future__ import annotations
 
 import hashlib
@@ -9,13 +9,11 @@ from typing import Any
 
 from django.db.models import Count, Prefetch
 
-from consult.extraction import BUILTIN_TEMPLATE_VERSION
 from consult.models import (
     ClinicianUrgency,
     Consultation,
     Entity,
     Message,
-    PromptTemplate,
     RecordItem,
     TriageEvent,
     Urgency,
@@ -177,16 +175,3 @@ def consultation_state_get(*, consultation: Consultation) -> dict[str, Any]:
         # The urgency a clinician set after reviewing, with their reason; `urgency` stays the interview's.
         "clinician_review": clinician_review_serialize(consultation=consultation),
     }
-
-
-def prompt_templates_active() -> tuple[dict[str, dict[str, str]], str]:
-    """Active admin overrides as {entity type: {"template", "anchor"?}} and a version naming that set."""
-    templates = list(PromptTemplate.objects.filter(is_active=True).order_by("entity_type"))
-    overrides: dict[str, dict[str, str]] = {}
-    for template in templates:
-        override = {"template": template.text}
-        if template.anchor_words:
-            override["anchor"] = str(template.anchor_words[0])
-        overrides[template.entity_type] = override
-    version = "+".join(f"{template.entity_type}.{template.version}" for template in templates)
-    return overrides, version or BUILTIN_TEMPLATE_VERSION

@@ -1,8 +1,5 @@
-"""REST endpoints of the clinician workspace, prompt templates and the integrators' extraction API.
-
-Thin: input through serializers, work in consult.review / consult.case / consult.fhir /
-consult.prompt_templates / consult.extraction.
-"""
+"""The clinician workspace's case endpoints: the case list, one case, review actions, note, urgency, the patient's
+details, the reviewed mark and the FHIR export. Thin: input through serializers, work in services and selectors."""
 from __future__ import annotations
 
 from django.http import Http404
@@ -10,53 +7,49 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from consult import access, case, extraction, fhir, prompt_templates, review, services
-from consult.api.authentication import PatientTokenAuthentication
-from consult.api.clinician_permissions import (
-    IsClinician,
-    IsClinicianOrPatient,
-    IsTemplateAdminOrClinicianReadOnly,
-    MayExtract,
-)
-from consult.api.clinician_serializers import (
+from consult import access, fhir
+from consult.api.authentication import WORKSPACE_AUTHENTICATION
+from consult.api.pagination import PagePagination
+from consult.api.permissions import IsClinician, IsClinicianOrPatient
+from consult.api.serializers import (
     CaseFilterSerializer,
     CaseListItemSerializer,
     ClinicianNoteSerializer,
     ClinicianUrgencySerializer,
-    ExtractRequestSerializer,
-    ExtractResponseSerializer,
     PatientDetailsSerializer,
-    PromptTemplateSerializer,
-    PromptTemplateVersionSerializer,
     ReviewActionSerializer,
     ReviewedSerializer,
-    RevertSerializer,
 )
-from consult.extraction import TemplateError
-from consult.models import Consultation, PromptTemplate
-
-# Token first, so that an anonymous request is answered 401 with a WWW-Authenticate challenge.
-AUTHENTICATION = [TokenAuthentication, PatientTokenAuthentication, SessionAuthentication]
+from consult.models import Consultation
+from consult.selectors.case import (
+    CaseFilters,
+    case_get,
+    case_serialize,
+    clinician_urgency_serialize,
+    consultation_list,
+    patient_details,
+)
+from consult.services.review import (
+    clinician_note_save,
+    clinician_urgency_save,
+    consultation_review_mark,
+    context_review_apply,
+    entity_add,
+    entity_review_apply,
+    patient_details_save,
+)
 
 
 class ClinicianApi(APIView):
-    authentication_classes = AUTHENTICATION
+    authentication_classes = WORKSPACE_AUTHENTICATION
     permission_classes = [IsClinician]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "clinician"
-
-
-class CasePagination(PageNumberPagination):
-    page_size = 25
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 def consultation_for_request(*, request: Request, consultation_id) -> Consultation:
@@ -69,12 +62,12 @@ def consultation_for_request(*, request: Request, consultation_id) -> Consultati
 
 
 class CaseListApi(generics.ListAPIView):
-    authentication_classes = AUTHENTICATION
+    authentication_classes = WORKSPACE_AUTHENTICATION
     permission_classes = [IsClinician]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "clinician"
     serializer_class = CaseListItemSerializer
-    pagination_class = CasePagination
+    pagination_class = PagePagination
 
     @extend_schema(parameters=[CaseFilterSerializer])
     def get(self, request, *args, **kwargs):
@@ -83,7 +76,7 @@ class CaseListApi(generics.ListAPIView):
     def get_queryset(self):
         filters = CaseFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return case.consultation_list(filters=case.CaseFilters(**filters.validated_data))
+        return consultation_list(filters=CaseFilters(**filters.validated_data))
 
 
 class CaseDetailApi(ClinicianApi):
@@ -91,7 +84,7 @@ class CaseDetailApi(ClinicianApi):
                    description="The case: messages with annotations, reviewed record, triage path, summary, audit.")
     def get(self, request: Request, consultation_id) -> Response:
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
-        return Response(case.case_serialize(case=case.case_get(consultation=consultation)))
+        return Response(case_serialize(case=case_get(consultation=consultation)))
 
 
 class ReviewActionApi(ClinicianApi):
@@ -103,16 +96,16 @@ class ReviewActionApi(ClinicianApi):
         data = dict(serializer.validated_data)
         action = data.pop("action")
         if action == "add":
-            annotation = review.entity_add(consultation=consultation, actor=request.user, **data)
+            annotation = entity_add(consultation=consultation, actor=request.user, **data)
             return Response(annotation.to_dict(), status=status.HTTP_201_CREATED)
         data.pop("message_id", None)
         if action.startswith("context_"):
-            annotation = review.context_review_apply(
+            annotation = context_review_apply(
                 consultation=consultation, actor=request.user, action=action,
                 **{k: v for k, v in data.items() if k in ("entity_id", "review_id", "assertion", "codes_keep",
                                                            "code_term")})
         else:
-            annotation = review.entity_review_apply(consultation=consultation, actor=request.user,
+            annotation = entity_review_apply(consultation=consultation, actor=request.user,
                                                     action=action, **data)
         return Response(annotation.to_dict())
 
@@ -125,9 +118,9 @@ class CaseUrgencyApi(ClinicianApi):
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
         serializer = ClinicianUrgencySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        urgency = review.clinician_urgency_save(consultation=consultation, actor=request.user,
+        urgency = clinician_urgency_save(consultation=consultation, actor=request.user,
                                                 **serializer.validated_data)
-        return Response(case.clinician_urgency_serialize(urgency=urgency))
+        return Response(clinician_urgency_serialize(urgency=urgency))
 
 
 class CasePatientApi(ClinicianApi):
@@ -138,8 +131,8 @@ class CasePatientApi(ClinicianApi):
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
         serializer = PatientDetailsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        review.patient_details_save(consultation=consultation, actor=request.user, **serializer.validated_data)
-        return Response(case.patient_details(consultation=consultation).to_dict())
+        patient_details_save(consultation=consultation, actor=request.user, **serializer.validated_data)
+        return Response(patient_details(consultation=consultation).to_dict())
 
 
 class CaseReviewedApi(ClinicianApi):
@@ -148,7 +141,7 @@ class CaseReviewedApi(ClinicianApi):
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
         serializer = ReviewedSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        mark = review.consultation_review_mark(consultation=consultation, actor=request.user,
+        mark = consultation_review_mark(consultation=consultation, actor=request.user,
                                                reviewed=serializer.validated_data["reviewed"])
         return Response({"reviewed": mark is not None})
 
@@ -161,7 +154,7 @@ class CaseNoteApi(ClinicianApi):
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
         serializer = ClinicianNoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        note = review.clinician_note_save(consultation=consultation, actor=request.user,
+        note = clinician_note_save(consultation=consultation, actor=request.user,
                                           text=serializer.validated_data["text"])
         return Response({"text": note.text})
 
@@ -172,78 +165,5 @@ class CaseFhirApi(ClinicianApi):
     @extend_schema(responses=OpenApiTypes.OBJECT, description="A FHIR R4 Bundle (collection) of the reviewed case.")
     def get(self, request: Request, consultation_id) -> Response:
         consultation = consultation_for_request(request=request, consultation_id=consultation_id)
-        bundle = fhir.consultation_fhir_bundle(case=case.case_get(consultation=consultation))
+        bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=consultation))
         return Response(bundle, content_type="application/fhir+json")
-
-
-# Prompt templates ----------------------------------------------------------------------------------------
-
-
-class TemplateApiMixin:
-    authentication_classes = AUTHENTICATION
-    permission_classes = [IsTemplateAdminOrClinicianReadOnly]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "clinician"
-    serializer_class = PromptTemplateSerializer
-    queryset = PromptTemplate.objects.order_by("entity_type")
-
-
-class TemplateListApi(TemplateApiMixin, generics.ListCreateAPIView):
-    pagination_class = CasePagination
-
-
-class TemplateDetailApi(TemplateApiMixin, generics.RetrieveUpdateDestroyAPIView):
-    def perform_destroy(self, instance: PromptTemplate) -> None:
-        # Through the service: the version history stays, with a last version saying who deleted it.
-        prompt_templates.prompt_template_delete(template=instance, actor=self.request.user)
-
-
-class TemplateVersionsApi(TemplateApiMixin, generics.ListAPIView):
-    serializer_class = PromptTemplateVersionSerializer
-    pagination_class = CasePagination
-
-    def get_queryset(self):
-        template = get_object_or_404(PromptTemplate, pk=self.kwargs["pk"])
-        return template.versions.order_by("-version")
-
-
-class TemplateRevertApi(TemplateApiMixin, APIView):
-    @extend_schema(request=RevertSerializer, responses=PromptTemplateSerializer)
-    def post(self, request: Request, pk: int) -> Response:
-        template = get_object_or_404(PromptTemplate, pk=pk)
-        serializer = RevertSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        try:
-            template = prompt_templates.prompt_template_revert(
-                template=template, version=serializer.validated_data["version"], actor=request.user
-            )
-        except TemplateError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(PromptTemplateSerializer(template).data)
-
-
-# Extraction ---------------------------------------------------------------------------------------------
-
-
-class ExtractApi(APIView):
-    authentication_classes = AUTHENTICATION
-    permission_classes = [MayExtract]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "extract"
-
-    @extend_schema(request=ExtractRequestSerializer, responses=ExtractResponseSerializer)
-    def post(self, request: Request) -> Response:
-        serializer = ExtractRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        reason = extraction.model_unavailable_reason()
-        if reason is not None:
-            return Response({"detail": "The extraction model is not available."},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        # Same templates as the workers use, so integrators get what patients' messages get.
-        services.prompt_templates_sync()
-        results = extraction.texts_extract(texts=serializer.validated_data["texts"])
-        return Response({
-            "model_version": results[0].model_version if results else "",
-            "template_version": results[0].template_version if results else "",
-            "results": [{"entities": result.entities} for result in results],
-        })

@@ -1,7 +1,7 @@
 """Admin-edited prompt templates: validation, versioned saves, reverts and deletes.
 
 Every save that changes something raises `PromptTemplate.version`. Workers compare the combined version
-of the active templates (`selectors.prompt_templates_active`) before each message and rebuild their
+of the active templates (`selectors.prompt_templates.prompt_templates_active`) before each message and rebuild their
 queries when it changed, so an edit takes effect on the next task without a restart.
 """
 from __future__ import annotations
@@ -13,7 +13,9 @@ from django.db import transaction
 from consult import extraction
 from consult.extraction import MAX_TEMPLATE_TOKENS, QueryTemplate, TemplateError, template_validate
 from consult.models import PromptTemplate, PromptTemplateVersion
-from consult.review import REVIEW_TYPES
+from consult.selectors.prompt_templates import prompt_templates_active
+from consult.services.audit import actor_name
+from consult.vocabulary import REVIEW_TYPES
 
 VERSIONED_FIELDS = ("text", "anchor_words", "soft_prompt_length", "is_active")
 
@@ -58,15 +60,11 @@ def template_error_field(*, error: TemplateError) -> str:
     return "text"
 
 
-def _actor_name(actor) -> str:
-    return actor.get_username() if actor is not None and getattr(actor, "is_authenticated", False) else ""
-
-
 def _version_record(*, template: PromptTemplate, actor, note: str) -> PromptTemplateVersion:
     return PromptTemplateVersion.objects.create(
         template=template, entity_type=template.entity_type, version=template.version, text=template.text, anchor_words=list(template.anchor_words),
         soft_prompt_length=template.soft_prompt_length, is_active=template.is_active,
-        changed_by=actor if _actor_name(actor) else None, changed_by_name=_actor_name(actor), note=note,
+        changed_by=actor if actor_name(actor) else None, changed_by_name=actor_name(actor), note=note,
     )
 
 
@@ -133,10 +131,6 @@ def prompt_template_delete(*, template: PromptTemplate, actor, note: str = "") -
         template.delete()  # PromptTemplateVersion.template is SET_NULL: the rows stay
 
 
-def prompt_template_history(*, entity_type: str) -> list[PromptTemplateVersion]:
-    """Every recorded version for an entity type, deleted templates' included, newest first."""
-    return list(PromptTemplateVersion.objects.filter(entity_type=entity_type).order_by("-changed_at", "-id"))
-
-
-def prompt_template_versions(*, template: PromptTemplate) -> list[PromptTemplateVersion]:
-    return list(template.versions.order_by("-version"))
+def prompt_templates_sync() -> None:
+    overrides, version = prompt_templates_active()
+    extraction.templates_apply(overrides=overrides, version=version)
