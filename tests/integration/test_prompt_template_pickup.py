@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from consult.extraction import BUILTIN_TEMPLATE_VERSION
 from tools.launcher import ROOT, manage_command
-from consult.selectors import BUILTIN_TEMPLATE_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
