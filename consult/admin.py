@@ -258,8 +258,8 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         try:
             anchor_words = json.loads(anchor_text) if anchor_text is not None else list(template.anchor_words)
             prompt_template_validate(entity_type=template.entity_type, text=text,
-                                                      anchor_words=anchor_words,
-                                                      soft_prompt_length=template.soft_prompt_length)
+                                     anchor_words=anchor_words,
+                                     soft_prompt_length=template.soft_prompt_length)
             context.update(template_preview_run(entity_type=template.entity_type, text=text,
                                                 anchor_words=anchor_words, sample=sample))
         except (TemplateError, ValueError) as error:
@@ -276,12 +276,12 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         if request.method == "POST":
             try:
                 saved = prompt_template_revert(template=template, version=version,
-                                                                actor=request.user)
+                                               actor=request.user)
             except TemplateError as error:
                 self.message_user(request, f"Could not revert: {error}", messages.ERROR)
             else:
                 self.message_user(request, f"{saved.entity_type} reverted to version {version}; "
-                                           f"it is now version {saved.version}.", messages.SUCCESS)
+                                  f"it is now version {saved.version}.", messages.SUCCESS)
             return redirect("admin:consult_prompttemplate_change", template.pk)
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "template": template,
                    "earlier": earlier, "title": f"Revert {template.entity_type} to version {version}"}

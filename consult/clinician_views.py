@@ -75,8 +75,8 @@ def _filters_from(request: HttpRequest) -> CaseFilters:
     urgency = request.GET.get("urgency") if request.GET.get("urgency") in Urgency.values else None
     search = " ".join(request.GET.get("q", "").split())[:100] or None
     return CaseFilters(status=status, urgency=urgency, reviewed=reviewed,
-                            created_from=_date(request.GET.get("from")), created_to=_date(request.GET.get("to")),
-                            search=search)
+                       created_from=_date(request.GET.get("from")), created_to=_date(request.GET.get("to")),
+                       search=search)
 
 
 @require_safe

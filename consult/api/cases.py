@@ -2,6 +2,8 @@
 details, the reviewed mark and the FHIR export. Thin: input through serializers, work in services and selectors."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -61,6 +63,14 @@ def consultation_for_request(*, request: Request, consultation_id) -> Consultati
     raise Http404
 
 
+def case_input(*, request: Request, consultation_id, serializer_class) -> tuple[Consultation, dict[str, Any]]:
+    """The consultation the request may open (404 otherwise) and the request's validated input (400 otherwise)."""
+    consultation = consultation_for_request(request=request, consultation_id=consultation_id)
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return consultation, dict(serializer.validated_data)
+
+
 class CaseListApi(generics.ListAPIView):
     authentication_classes = WORKSPACE_AUTHENTICATION
     permission_classes = [IsClinician]
@@ -90,10 +100,8 @@ class CaseDetailApi(ClinicianApi):
 class ReviewActionApi(ClinicianApi):
     @extend_schema(request=ReviewActionSerializer, responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
     def post(self, request: Request, consultation_id) -> Response:
-        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
-        serializer = ReviewActionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        consultation, data = case_input(request=request, consultation_id=consultation_id,
+                                        serializer_class=ReviewActionSerializer)
         action = data.pop("action")
         if action == "add":
             annotation = entity_add(consultation=consultation, actor=request.user, **data)
@@ -106,7 +114,7 @@ class ReviewActionApi(ClinicianApi):
                                                            "code_term")})
         else:
             annotation = entity_review_apply(consultation=consultation, actor=request.user,
-                                                    action=action, **data)
+                                             action=action, **data)
         return Response(annotation.to_dict())
 
 
@@ -115,11 +123,10 @@ class CaseUrgencyApi(ClinicianApi):
                    description="Set the consultation's urgency as a clinician (audited); the patient's page shows it "
                                "with the reason. 400 {\"detail\"} for an unknown level or an empty reason.")
     def put(self, request: Request, consultation_id) -> Response:
-        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
-        serializer = ClinicianUrgencySerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        consultation, data = case_input(request=request, consultation_id=consultation_id,
+                                        serializer_class=ClinicianUrgencySerializer)
         urgency = clinician_urgency_save(consultation=consultation, actor=request.user,
-                                                **serializer.validated_data)
+                                         **data)
         return Response(clinician_urgency_serialize(urgency=urgency))
 
 
@@ -128,21 +135,19 @@ class CasePatientApi(ClinicianApi):
                    description="Set the patient's age and sex as a clinician (audited); null falls back to the "
                                "interview's answer.")
     def put(self, request: Request, consultation_id) -> Response:
-        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
-        serializer = PatientDetailsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        patient_details_save(consultation=consultation, actor=request.user, **serializer.validated_data)
+        consultation, data = case_input(request=request, consultation_id=consultation_id,
+                                        serializer_class=PatientDetailsSerializer)
+        patient_details_save(consultation=consultation, actor=request.user, **data)
         return Response(patient_details(consultation=consultation).to_dict())
 
 
 class CaseReviewedApi(ClinicianApi):
     @extend_schema(request=ReviewedSerializer, responses=ReviewedSerializer)
     def put(self, request: Request, consultation_id) -> Response:
-        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
-        serializer = ReviewedSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        consultation, data = case_input(request=request, consultation_id=consultation_id,
+                                        serializer_class=ReviewedSerializer)
         mark = consultation_review_mark(consultation=consultation, actor=request.user,
-                                               reviewed=serializer.validated_data["reviewed"])
+                                        reviewed=data["reviewed"])
         return Response({"reviewed": mark is not None})
 
 
@@ -151,11 +156,10 @@ class CaseNoteApi(ClinicianApi):
                    description="Set the clinician's free-text note on the case (audited; in the summary and the "
                                "FHIR export). 400 {\"detail\"} when it is too long.")
     def put(self, request: Request, consultation_id) -> Response:
-        consultation = consultation_for_request(request=request, consultation_id=consultation_id)
-        serializer = ClinicianNoteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        consultation, data = case_input(request=request, consultation_id=consultation_id,
+                                        serializer_class=ClinicianNoteSerializer)
         note = clinician_note_save(consultation=consultation, actor=request.user,
-                                          text=serializer.validated_data["text"])
+                                   text=data["text"])
         return Response({"text": note.text})
 
 

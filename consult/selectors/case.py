@@ -204,9 +204,9 @@ def consultation_retriage(*, consultation: Consultation,
     The input is the one services.triage.consultation_triage builds for the latest processed patient message
     (interview.triage_input_build), except that each message's mentions are the reviewed ones
     (annotations.messages_with_annotations: accepted, corrected and added mentions with their reviewed assertion
-    and context, pending ones as extracted, rejected ones left out). No earlier level is carried over (`previous_urgency` None): the level is what the reviewed
-    findings reach on their own, so that a rejected mention can lower it. None before any processed patient
-    message."""
+    and context, pending ones as extracted, rejected ones left out). No earlier level is carried over
+    (`previous_urgency` None): the level is what the reviewed findings reach on their own, so that a rejected
+    mention can lower it. None before any processed patient message."""
     if messages is None:
         messages = messages_with_annotations(consultation=consultation)
     patient = [(m, a) for m, a in messages if m.role == Message.Role.PATIENT and m.status != Message.Status.FAILED]

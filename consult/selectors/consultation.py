@@ -1,4 +1,5 @@
-"""A consultation as the patient sees it: the token lookup, and the one serialisation of a consultation shared by the API and the websocket."""
+"""A consultation as the patient sees it: the token lookup, and the one serialisation of a consultation shared by
+the API and the websocket."""
 from __future__ import annotations
 
 import hashlib

@@ -161,7 +161,7 @@ def test_corrected_is_a_status_and_a_filter_in_the_admin(staff_clinician):
     consultation, _ = case_create()
     fever = Entity.objects.get(message__consultation=consultation, text="fever")
     entity_review_apply(consultation=consultation, actor=None, action="correct", entity_id=fever.pk,
-                               assertion="possible")
+                        assertion="possible")
     fever.refresh_from_db()
     assert fever.review_status == "corrected"
     listing = staff_clinician.get("/admin/consult/entity/?review_status__exact=corrected").content.decode()

@@ -46,15 +46,15 @@ def test_review_corrections_change_the_exported_training_data(tmp_path):
 
     start = FIRST.index("bad headache")
     entity_review_apply(consultation=consultation, actor=clinician, action="correct",
-                               entity_id=entity("headache").id, start=start, end=start + len("bad headache"))
+                        entity_id=entity("headache").id, start=start, end=start + len("bad headache"))
     entity_review_apply(consultation=consultation, actor=clinician, action="reject",
-                               entity_id=entity("ibuprofen").id)
+                        entity_id=entity("ibuprofen").id)
     entity_review_apply(consultation=consultation, actor=clinician, action="correct",
-                               entity_id=entity("asthma").id, type="DISEASE", assertion="historical")
+                        entity_id=entity("asthma").id, type="DISEASE", assertion="historical")
     neck = SECOND.index("stiff neck")
     entity_add(consultation=consultation, actor=clinician,
-                      message_id=consultation.messages.get(text=SECOND).id, type="SYMPTOM",
-                      start=neck, end=neck + len("stiff neck"))
+               message_id=consultation.messages.get(text=SECOND).id, type="SYMPTOM",
+               start=neck, end=neck + len("stiff neck"))
     path = export(tmp_path, "after.jsonl")
     after = {d.id: d for d in documents_read_jsonl(path)}
     assert spans_by_text(after[first_id]) == {("bad headache", "SYMPTOM"), ("fever", "SYMPTOM"),

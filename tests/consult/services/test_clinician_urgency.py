@@ -67,7 +67,7 @@ def test_retriage_follows_the_review_and_writes_nothing(fever_neck, clinician):
     assert retriage.urgency == "emergency_ambulance" and retriage.concluded and retriage.red_flags
 
     entity_review_apply(consultation=consultation, actor=clinician, action="correct", entity_id=neck.id,
-                               assertion="absent")
+                        assertion="absent")
     state = dict(Consultation.objects.get(pk=consultation.pk).triage_state)
     counts = (AuditEvent.objects.count(), EntityReview.objects.count(), Message.objects.count())
     retriage = consultation_retriage(consultation=consultation)
@@ -92,7 +92,7 @@ def test_retriage_waits_for_a_processed_message(db):
 def test_case_page_shows_the_retriage_beside_the_interviews(fever_neck, clinician):
     consultation, _, neck = fever_neck
     entity_review_apply(consultation=consultation, actor=clinician, action="correct", entity_id=neck.id,
-                               assertion="absent")
+                        assertion="absent")
     client = Client()
     client.force_login(clinician)
     page = client.get(f"/clinician/consultations/{consultation.id}/").content.decode()
@@ -120,11 +120,11 @@ def test_clinician_urgency_is_audited_and_refuses_bad_input(fever_neck, clinicia
     assert not AuditEvent.objects.filter(consultation=consultation).exists()
 
     saved = clinician_urgency_save(consultation=consultation, actor=clinician, urgency="consultation_24",
-                                          reason="  Called the patient: neck is sore, not stiff; GP today. ")
+                                   reason="  Called the patient: neck is sore, not stiff; GP today. ")
     assert (saved.urgency, saved.reason, saved.set_by_name) == (
         "consultation_24", "Called the patient: neck is sore, not stiff; GP today.", "dr_who")
     clinician_urgency_save(consultation=consultation, actor=clinician, urgency="consultation_24",
-                                  reason="Called the patient: neck is sore, not stiff; GP today.")  # no change
+                           reason="Called the patient: neck is sore, not stiff; GP today.")  # no change
     clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
                                   reason="Worse on a second call.")
     events = AuditEvent.objects.filter(consultation=consultation, action="urgency_override").order_by("id")
@@ -198,7 +198,7 @@ def test_patient_state_and_push_carry_the_clinicians_level_and_reason(clinician,
     # The service pushes on commit (pytest-django's test transaction never commits: run the callbacks).
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
-                                      reason="Please go to A&E <today>.")
+                               reason="Please go to A&E <today>.")
     assert len(callbacks) == 1
     pushed = async_to_sync(layer.receive)(channel)
     assert pushed["type"] == "consultation.update"
@@ -216,7 +216,7 @@ def test_patient_state_and_push_carry_the_clinicians_level_and_reason(clinician,
 def test_fhir_carries_the_clinicians_urgency_note_and_the_patient(clinician):
     consultation, _ = case_create()
     clinician_urgency_save(consultation=consultation, actor=clinician, urgency="emergency",
-                                  reason="Stiff neck with fever: A&E now.")
+                           reason="Stiff neck with fever: A&E now.")
     clinician_note_save(consultation=consultation, actor=clinician, text="Phoned; ambulance not needed.")
     patient_details_save(consultation=consultation, actor=clinician, age="34", sex="female")
     bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=consultation))

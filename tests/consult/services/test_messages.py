@@ -122,7 +122,7 @@ def test_same_symptom_twice_is_one_record_item_with_two_mentions(consultation):
     first = Message.objects.create(consultation=consultation, role="patient", text=first_text)
     second = Message.objects.create(consultation=consultation, role="patient", text=second_text)
     message_entities_replace(message=first, entities=[entity("Headache", first_text)],
-                                      model_version="m1", template_version="t1")
+                             model_version="m1", template_version="t1")
     message_entities_replace(
         message=second,
         entities=[entity("headache", second_text), entity("ibuprofen", second_text, "DRUG")],

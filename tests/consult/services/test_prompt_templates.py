@@ -61,7 +61,7 @@ def test_unusable_templates_are_refused(values, message):
 def test_unknown_entity_type_is_refused():
     with pytest.raises(TemplateError, match="Unknown entity type"):
         prompt_template_save(template=None, actor=None, entity_type="FOOD", text=GOOD,
-                                              anchor_words=["food"], soft_prompt_length=8, is_active=True)
+                             anchor_words=["food"], soft_prompt_length=8, is_active=True)
 
 
 def test_length_is_checked_with_the_tokenizer_when_there_is_one(monkeypatch):

@@ -75,18 +75,18 @@ def test_correct_type_span_and_assertion_keeps_original(case, clinician):
     assert event.after["assertion"] == "possible"
     # Correcting back to the model's values makes it a plain acceptance again.
     again = entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=fever.id,
-                                       type="SYMPTOM", start=start, end=start + 5, assertion="present")
+                                type="SYMPTOM", start=start, end=start + 5, assertion="present")
     assert again.status == "accepted" and again.original is None
 
 
 def test_reject_then_accept_and_assertion_cleared(case, clinician):
     drug = entity(case, "ibuprofen")
     assert entity_review_apply(consultation=case, actor=clinician, action="reject",
-                                      entity_id=drug.id).status == "rejected"
+                               entity_id=drug.id).status == "rejected"
     drug.refresh_from_db()
     assert drug.review_status == "rejected"
     cleared = entity_review_apply(consultation=case, actor=clinician, action="correct", entity_id=drug.id,
-                                         assertion=None)
+                                  assertion=None)
     assert cleared.status == "corrected" and cleared.assertion is None
     assert [e.action for e in audit_events_get(consultation=case)] == ["entity_reject", "entity_correct"]
 
@@ -105,7 +105,7 @@ def test_reject_then_accept_and_assertion_cleared(case, clinician):
 def test_invalid_corrections_are_refused_without_audit(case, clinician, changes, message):
     with pytest.raises(ReviewError, match=message):
         entity_review_apply(consultation=case, actor=clinician, action="correct",
-                                   entity_id=entity(case, "headache").id, **changes)
+                            entity_id=entity(case, "headache").id, **changes)
     assert not AuditEvent.objects.exists()
     assert not EntityReview.objects.exists()
 
@@ -114,29 +114,29 @@ def test_actions_on_another_consultations_entity_are_refused(case, clinician):
     other, _ = case_create()
     with pytest.raises(ReviewError, match="No such entity"):
         entity_review_apply(consultation=case, actor=clinician, action="accept",
-                                   entity_id=entity(other, "headache").id)
+                            entity_id=entity(other, "headache").id)
     with pytest.raises(ReviewError, match="No such message"):
         entity_add(consultation=case, actor=clinician, message_id=first_message(other).id, type="SYMPTOM",
-                          start=0, end=1)
+                   start=0, end=1)
 
 
 def test_add_missed_entity_then_reject_it(case, clinician):
     second = case.messages.get(text=SECOND)
     start = SECOND.index("stiff neck")
     added = entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
-                              start=start, end=start + len("stiff neck"), assertion="present")
+                       start=start, end=start + len("stiff neck"), assertion="present")
     assert (added.status, added.text, added.entity_id) == ("added", "stiff neck", None)
     with pytest.raises(ReviewError, match="already annotated"):
         entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM",
-                          start=start, end=start + len("stiff neck"), assertion="present")
+                   start=start, end=start + len("stiff neck"), assertion="present")
     with pytest.raises(ReviewError, match="patient's messages"):
         reply = case.messages.get(role=Message.Role.ASSISTANT)
         entity_add(consultation=case, actor=clinician, message_id=reply.id, type="SYMPTOM", start=0, end=2)
     rejected = entity_review_apply(consultation=case, actor=clinician, action="reject",
-                                          review_id=added.review_id)
+                                   review_id=added.review_id)
     assert rejected.status == "rejected"
     restored = entity_review_apply(consultation=case, actor=clinician, action="accept",
-                                          review_id=added.review_id)
+                                   review_id=added.review_id)
     assert restored.status == "added"
     assert [e.action for e in audit_events_get(consultation=case)] == [
         "entity_add", "entity_reject", "entity_accept"]
@@ -155,7 +155,7 @@ def test_mark_reviewed_and_unmark_are_audited(case, clinician):
 def test_text_segments_cover_text_and_overlaps():
     annotations = [
         Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="pending", type="SYMPTOM",
-                          start=0, end=10, text="chest pain", assertion=None),
+                   start=0, end=10, text="chest pain", assertion=None),
         Annotation(key="e2", message_id=1, entity_id=2, review_id=None, status="pending", type="ANATOMY",
                           start=0, end=5, text="chest", assertion=None),
     ]
@@ -172,7 +172,7 @@ def test_text_segments_put_the_mention_in_force_before_a_rejected_one(case, clin
     fever = entity(case, "fever")
     entity_review_apply(consultation=case, actor=clinician, action="reject", entity_id=fever.id)
     added = entity_add(consultation=case, actor=clinician, message_id=first.id, type="DISEASE",
-                              start=fever.start, end=fever.end, assertion="present")
+                       start=fever.start, end=fever.end, assertion="present")
     [(message, annotations)] = [(m, a) for m, a in messages_with_annotations(consultation=case)
                                 if m.id == first.id]
     assert {a.key: a.status for a in annotations if a.text == "fever"} == {f"e{fever.id}": "rejected",
@@ -184,9 +184,9 @@ def test_text_segments_put_the_mention_in_force_before_a_rejected_one(case, clin
 
     # Overlapping, not the same span: the rejected outer mention keeps the words only it covers.
     outer = Annotation(key="e1", message_id=1, entity_id=1, review_id=None, status="rejected",
-                              type="DISEASE", start=0, end=10, text="chest pain", assertion=None)
+                       type="DISEASE", start=0, end=10, text="chest pain", assertion=None)
     inner = Annotation(key="r2", message_id=1, entity_id=None, review_id=2, status="corrected",
-                              type="SYMPTOM", start=6, end=10, text="pain", assertion=None)
+                       type="SYMPTOM", start=6, end=10, text="pain", assertion=None)
     segments = text_segments(text="chest pain now", annotations=[outer, inner])
     assert [(s.text, [a.key for a in s.annotations]) for s in segments] == [
         ("chest ", ["e1"]), ("pain", ["r2", "e1"]), (" now", [])]
@@ -226,9 +226,9 @@ def test_case_record_triage_and_summary_follow_review(case, clinician):
     second = case.messages.get(text=SECOND)
     start = SECOND.index("stiff neck")
     entity_add(consultation=case, actor=clinician, message_id=second.id, type="SYMPTOM", start=start,
-                      end=start + 10, assertion="present")
+               end=start + 10, assertion="present")
     entity_review_apply(consultation=case, actor=clinician, action="reject",
-                               entity_id=entity(case, "ibuprofen").id)
+                        entity_id=entity(case, "ibuprofen").id)
     view = case_get(consultation=case)
     assert [e.text for e in view.record["symptoms"]] == ["headache", "fever", "chest pain", "stiff neck"]
     assert view.record["drugs"] == []
@@ -273,7 +273,7 @@ def fhir_validate(bundle: dict):
 
 def test_fhir_bundle_validates_and_maps_assertions(case, clinician):
     entity_review_apply(consultation=case, actor=clinician, action="correct",
-                               entity_id=entity(case, "asthma").id, assertion="possible")
+                        entity_id=entity(case, "asthma").id, assertion="possible")
     bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=case))
     parsed = fhir_validate(bundle)
     assert parsed.type == "collection"
@@ -303,9 +303,9 @@ def test_fhir_bundle_validates_and_maps_assertions(case, clinician):
 
 def test_fhir_refuted_condition_has_no_clinical_status_and_family_is_left_out(case, clinician):
     entity_review_apply(consultation=case, actor=clinician, action="correct",
-                               entity_id=entity(case, "asthma").id, assertion="absent")
+                        entity_id=entity(case, "asthma").id, assertion="absent")
     entity_review_apply(consultation=case, actor=clinician, action="correct",
-                               entity_id=entity(case, "headache").id, assertion="family")
+                        entity_id=entity(case, "headache").id, assertion="family")
     consultation_review_mark(consultation=case, actor=clinician, reviewed=True)
     bundle = fhir.consultation_fhir_bundle(case=case_get(consultation=case))
     fhir_validate(bundle)
@@ -392,7 +392,7 @@ def test_correction_recomputes_codes_for_the_new_span_and_type(stiff_case, clini
     assert [c["code"] for c in before.record["diseases"][0].codes] == ["D016750", "G25.82"]
 
     corrected = entity_review_apply(consultation=consultation, actor=clinician, action="correct",
-                                           entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT))
+                                    entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT))
     assert (corrected.status, corrected.type, corrected.text) == ("corrected", "SYMPTOM", "neck feels really stiff")
     assert corrected.context_state == "proposed" and corrected.assertion == "present"
     assert all(c["code"] not in {"D016750", "G25.82"} for c in corrected.codes), corrected.codes
@@ -408,13 +408,13 @@ def test_correction_recomputes_codes_for_the_new_span_and_type(stiff_case, clini
 
     # The clinician codes it from a term of their own: the same vocabularies, no made-up codes.
     edited = context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
-                                         entity_id=stiff.id, code_term="neck stiffness")
+                                  entity_id=stiff.id, code_term="neck stiffness")
     assert edited.context_state == "edited" and edited.preferred_term == "Stiff neck"
     assert ("HPO", "HP:0025258") in [(c["system"], c["code"]) for c in edited.codes]
     assert any("neck stiffness" in note for note in edited.provenance)
     with pytest.raises(ReviewError, match="No code matches"):
         context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
-                                    entity_id=stiff.id, code_term="zzqx qqzz")
+                             entity_id=stiff.id, code_term="zzqx qqzz")
 
     view = case_get(consultation=consultation)
     assert view.record["diseases"] == []
@@ -434,7 +434,7 @@ def test_proposed_values_are_accepted_or_the_assertion_edited(stiff_case, clinic
     consultation, message, stiff = stiff_case
     start = STIFF_TEXT.index("throwing up")
     added = entity_add(consultation=consultation, actor=clinician, message_id=message.id, type="SYMPTOM",
-                              start=start, end=start + len("throwing up"))
+                       start=start, end=start + len("throwing up"))
     assert added.context_state == "proposed" and added.assertion == "present"
     assert ("HPO", "HP:0002013") in [(c["system"], c["code"]) for c in added.codes]  # Vomiting
     [entry] = case_get(consultation=consultation).record["symptoms"]
@@ -444,14 +444,14 @@ def test_proposed_values_are_accepted_or_the_assertion_edited(stiff_case, clinic
     assert "not yet confirmed" in str(bundle)
 
     accepted = context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
-                                           review_id=added.review_id)
+                                    review_id=added.review_id)
     assert accepted.context_state == "confirmed" and accepted.codes == added.codes
     with pytest.raises(ReviewError, match="no proposed values"):
         context_review_apply(consultation=consultation, actor=clinician, action="context_accept",
-                                    review_id=added.review_id)
+                             review_id=added.review_id)
     edited = context_review_apply(consultation=consultation, actor=clinician, action="context_edit",
-                                         review_id=added.review_id, assertion="historical",
-                                         codes_keep=["HPO|HP:0002013"])
+                                  review_id=added.review_id, assertion="historical",
+                                  codes_keep=["HPO|HP:0002013"])
     assert (edited.assertion, [c["code"] for c in edited.codes]) == ("historical", ["HP:0002013"])
     assert edited.status == "added"
     assert [e.action for e in audit_events_get(consultation=consultation)] == [
@@ -462,13 +462,13 @@ def test_an_assertion_the_clinician_chose_wins_over_the_recomputed_one(stiff_cas
     consultation, _, stiff = stiff_case
     start = STIFF_TEXT.index("neck feels really stiff")
     corrected = entity_review_apply(consultation=consultation, actor=clinician, action="correct",
-                                           entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT),
-                                           assertion="possible")
+                                    entity_id=stiff.id, type="SYMPTOM", start=start, end=len(STIFF_TEXT),
+                                    assertion="possible")
     assert corrected.assertion == "possible"
     # Back to the model's own span and type: the model's context (and codes) apply again.
     back = entity_review_apply(consultation=consultation, actor=clinician, action="correct",
-                                      entity_id=stiff.id, type="DISEASE", start=STIFF_TEXT.index("stiff"),
-                                      end=len(STIFF_TEXT), assertion="present")
+                               entity_id=stiff.id, type="DISEASE", start=STIFF_TEXT.index("stiff"),
+                               end=len(STIFF_TEXT), assertion="present")
     assert back.status == "accepted" and back.context_state == "" and back.codes[0]["code"] == "D016750"
 
 
