@@ -169,3 +169,15 @@ def test_a_bare_yes_to_anything_else_is_asked_what(engine):
     decision, asked = converse(engine, "I've had a sore throat for two days", answers)
     assert asked.count("general:anything_else") == 2
     assert findings(decision).get("unable_to_keep_fluids_down") == "present", findings(decision)
+
+
+def test_a_childs_barking_cough_is_croup_for_a_gp_today_and_stridor_is_asked(engine):
+    # DDXPlus's E_202 is "toux aboyante" (a barking cough: croup), translated "whooping cough" in its English
+    # questions; the knowledge base had linked it to whooping cough, so croup met no croup rule.
+    def answers(question):
+        return "she's 2, female" if question.id == "general:demographics" else "no"
+
+    decision, asked = converse(engine, "my daughter has a barking cough, sounds like a seal", answers)
+    assert "barking_cough" in findings(decision) and "whoop" not in findings(decision)
+    assert any("stridor" in q for q in asked), asked
+    assert decision.urgency == "consultation_24" and "rf_croup_child" in decision.red_flags
