@@ -8,8 +8,9 @@ Every error body is a JSON object with a human-readable `detail` string:
 For a validation error `detail` is the first message as it stands (fit to show on its own, e.g. the patient's
 "The message is too long ..."), and `errors` maps each field to its messages as DRF's serializers give them
 (a list of strings, or for nested and list fields a dict/list of those); errors not about one field are under
-"non_field_errors". A business rule the review service refuses (review.ReviewError) is a 400 {"detail": message};
-a template that fails to parse on revert answers the same shape from its view. Headers set by DRF (WWW-Authenticate, Retry-After) stay.
+"non_field_errors". A business rule the review service refuses (services.review.ReviewError) is a 400
+{"detail": message}; a template that fails to parse on revert answers the same shape from its view. Headers set
+by DRF (WWW-Authenticate, Retry-After) stay.
 """
 from __future__ import annotations
 
