@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ner_engine.backbones import device_resolve, tokenizer_load
 from ner_engine.context import language_detect as context_language_detect
 from ner_engine.context import pipeline_default
 from ner_engine.context.assertion import AssertionDetector
+from ner_engine.context.embeddings import SentenceEncoder
 # Re-exported for the app.
 from ner_engine.model_card import model_card_read
 from ner_engine.triplets import MAX_TEMPLATE_TOKENS, QueryTemplate, TemplateError, template_validate
@@ -31,7 +33,7 @@ from ner_engine.types import CORE_TYPES, Entity
 
 __all__ = [
     "BUILTIN_TEMPLATE_VERSION", "CORE_TYPES", "MAX_TEMPLATE_TOKENS", "ExtractionResult", "ModelUnavailable",
-    "QueryTemplate", "TemplateError", "assertions_detect", "default_templates", "entities_extract",
+    "QueryTemplate", "TemplateError", "assertions_detect", "default_templates", "entities_extract", "sentences_encode",
     "extractor_get", "language_detect", "mention_context", "model_card_read", "model_dir_resolve",
     "model_unavailable_reason", "ner_engine_dir", "preview_extract", "template_tokenizer", "template_validate",
     "templates_apply", "term_codes", "texts_extract",
@@ -246,6 +248,21 @@ def assertions_detect(text: str, spans: list[tuple[int, int]]) -> list[str]:
     if _assertion_detector is None:
         _assertion_detector = AssertionDetector()
     return _assertion_detector.detect(text, list(spans))
+
+
+_sentence_encoder: Any = None
+_sentence_encoder_lock = threading.Lock()
+
+
+def sentences_encode(texts: Sequence[str]) -> Any:
+    """L2-normalised sentence embeddings [len(texts), 384] (numpy float32) from the pretrained MiniLM sentence
+    encoder of ner_engine.context.embeddings (loaded once per process; not the NER model's fine-tuned encoder).
+    The triage engine uses it to hear findings by meaning."""
+    global _sentence_encoder
+    with _sentence_encoder_lock:
+        if _sentence_encoder is None:
+            _sentence_encoder = SentenceEncoder().load()
+    return _sentence_encoder.encode(list(texts))
 
 
 def preview_extract(*, overrides: dict[str, dict[str, str]], text: str) -> ExtractionResult:

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=1)
 def triage_engine_get():
     """The interview engine, built once per process: the knowledge base, the DDXPlus differential when
-    settings.DDXPLUS_DIR holds DDXPlus (else the knowledge base alone) and ner_engine's assertion rules."""
+    settings.DDXPLUS_DIR holds DDXPlus (else the knowledge base alone), ner_engine's assertion rules and its sentence
+    encoder (findings heard by meaning)."""
     knowledge = knowledge_load()
     differential = None
     directory = settings.DDXPLUS_DIR
@@ -28,7 +29,8 @@ def triage_engine_get():
         differential = DifferentialModel.from_directory(directory, groups=knowledge.ddxplus_groups())
     else:
         logger.warning("DDXPlus not found at %s: the interview runs without its differential", directory)
-    return TriageEngine(knowledge, differential=differential, assertion_of=extraction.assertions_detect)
+    return TriageEngine(knowledge, differential=differential, assertion_of=extraction.assertions_detect,
+                        encode=extraction.sentences_encode)
 
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from consult.triage import evidence as ev
 from consult.triage.differential import DifferentialModel, Ranked
+from consult.triage.similarity import Encode, FindingSimilarity
 from consult.triage.knowledge import Complaint, KnowledgeBase, RedFlag
 from consult.vocabulary import URGENCY_ACT_NOW, URGENCY_LABELS, urgency_max, urgency_rank
 
@@ -84,6 +85,9 @@ class TriageSettings:
     # Only pathologies under which some present, specific finding has at least this probability count towards the
     # level (0: all): after many "no" answers the posterior drifts to pathologies that explain nothing the patient has.
     differential_support: float = 0.05
+    # A clause names a finding by meaning when its embedding's cosine with one of the finding's descriptions
+    # reaches this (None: synonyms and codes only); chosen on the dev half of bench/data/finding_phrases.tsv.
+    similarity_threshold: float | None = 0.7
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,13 @@ class TriageEngine:
     """Runs the interview over a knowledge base and, when given, a DDXPlus differential model."""
 
     def __init__(self, knowledge: KnowledgeBase, *, differential: DifferentialModel | None = None,
-                 assertion_of: ev.AssertionOf | None = None, settings: TriageSettings = TriageSettings()) -> None:
+                 assertion_of: ev.AssertionOf | None = None, settings: TriageSettings = TriageSettings(),
+                 encode: Encode | None = None) -> None:
+        """`encode` (texts -> L2-normalised sentence embeddings [n, H]) lets the interview hear findings by
+        meaning (`FindingSimilarity`); without it, by the knowledge base's synonyms and codes only."""
         self.knowledge = knowledge
+        self.similarity = None if encode is None or settings.similarity_threshold is None else FindingSimilarity(
+            knowledge.findings, encode, threshold=settings.similarity_threshold)
         self.differential = differential
         self.settings = settings
         self.assertion_of = assertion_of or _assertion_none
@@ -208,7 +217,9 @@ class TriageEngine:
             text = turn.text or ""
             entities = [e for e in turn.entities if _entity_ok(e, text)]
             answered = turn.answered or ""
-            stated = list(self._message_findings(text, entities))
+            # An answer to a general question ("a few days", "28, female") names no finding by its meaning.
+            by_meaning = not answered.startswith("general:") or answered == "general:anything_else"
+            stated = list(self._message_findings(text, entities, by_meaning=by_meaning))
             if answered == "site:pain":
                 framed = f"pain in {text}"
                 offset = len("pain in ")
@@ -320,9 +331,11 @@ class TriageEngine:
         elif question == "history" and answer is None and not entities and not conversation.allergies:
             conversation.conditions.append(text.strip()[:120])  # in the patient's words, for the clinician
 
-    def _message_findings(self, text: str, entities: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str, str], ...]:
-        """ev.message_findings, remembered per message: every decision re-reads the whole conversation."""
-        key = (text, tuple(
+    def _message_findings(self, text: str, entities: Sequence[Mapping[str, Any]], *,
+                          by_meaning: bool = True) -> tuple[tuple[str, str, str], ...]:
+        """ev.message_findings, remembered per message: every decision re-reads the whole conversation.
+        `by_meaning`: also the findings its clauses mean in other words (`FindingSimilarity`)."""
+        key = (text, by_meaning, tuple(
             (e["start"], e["end"], e.get("type"), ev.entity_assertion(e),
              tuple((c.get("system"), c.get("code")) for c in (e.get("attributes") or {}).get("codes") or ()))
             for e in entities))
@@ -330,8 +343,9 @@ class TriageEngine:
         if found is None:
             if len(self._findings_memo) > 10_000:
                 self._findings_memo.clear()
+            similar = self.similarity.find if self.similarity is not None and by_meaning else None
             found = tuple(ev.message_findings(text=text, entities=entities, matcher=self.matcher, codes=self.codes,
-                                              assertion_of=self.assertion_of))
+                                              assertion_of=self.assertion_of, similar=similar))
             self._findings_memo[key] = found
         return found
 
@@ -607,6 +621,9 @@ class TriageEngine:
         conversation = interview.conversation
         has = [self.knowledge.findings[f].label for f, s in conversation.findings.items()
                if s.assertion in ("present", "possible")]
+        # "chest pain" says "pain", "barking cough" says "cough": the general finding is not listed again.
+        has = [label for label in has if not any(
+            other != label and re.search(rf"\b{re.escape(label)}\b", other) for other in has)]
         lacks = [self.knowledge.findings[f].label for f, s in conversation.findings.items() if s.assertion == "absent"]
         paragraphs = [f"My advice: {URGENCY_LABELS[urgency].lower()}. {advice}"]
         told = []

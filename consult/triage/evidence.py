@@ -335,13 +335,16 @@ def message_findings(
     matcher: FindingMatcher,
     codes: Mapping[tuple[str, str], set[str]],
     assertion_of: AssertionOf,
+    similar: Callable[..., Sequence[Any]] | None = None,
 ) -> list[tuple[str, str, str]]:
     """[(finding id, assertion, the patient's words)] stated in one message.
 
     `entities` are the extractor's mentions of this message ({"start","end","type","text","attributes"}).
     A finding is stated by its synonyms or by a mention whose code (system, code) the finding lists in `codes`,
     unless the mention lies inside a synonym's match (the phrase is the more specific reading). Overlapping
-    synonym matches of different findings all count ("pain in my chest" is chest pain and pain).
+    synonym matches of different findings all count ("pain in my chest" is chest pain and pain). `similar`
+    (`FindingSimilarity.find`) adds the findings a clause means in other words; a negation in the clause denies
+    the finding unless the finding is itself a negative ("I can't swallow my spit").
     """
     norm = text_normalise(text)
     matches = matcher.find(norm)
@@ -376,6 +379,19 @@ def message_findings(
             system = {"HPO": "hpo", "ICD-10-CM": "icd10cm"}.get(str(code.get("system")))
             for finding_id in codes.get((system, str(code.get("code"))), ()):
                 found.append((finding_id, entity_assertion(entity) or "present", entity.get("text", "")))
+    if similar is not None:
+        stated = {finding_id for finding_id, _, _ in found}
+        for match in similar(text, known=set(stated)):
+            if match.finding_id in stated:
+                continue
+            stated.add(match.finding_id)
+            clause = list(text)
+            if match.negative:
+                for m in _NEGATION_WORD.finditer(norm, match.start, match.end):
+                    clause[m.start():m.end()] = " " * (m.end() - m.start())
+            assertion = assertion_of("".join(clause), [(match.start, match.end)])[0]
+            found.append((match.finding_id, _patient_assertion(assertion, norm, match.start),
+                          text[match.start:match.end]))
     return found
 
 

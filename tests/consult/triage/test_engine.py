@@ -181,3 +181,13 @@ def test_a_childs_barking_cough_is_croup_for_a_gp_today_and_stridor_is_asked(eng
     assert "barking_cough" in findings(decision) and "whoop" not in findings(decision)
     assert any("stridor" in q for q in asked), asked
     assert decision.urgency == "consultation_24" and "rf_croup_child" in decision.red_flags
+
+
+def test_the_summary_does_not_repeat_a_general_finding_a_specific_one_names(engine):
+    # The patient trial: "You told me about chest pain, shortness of breath and pain".
+    def answers(question):
+        return "40, male" if question.id == "general:demographics" else "no"
+
+    decision, _ = converse(engine, "I've had a barking cough for two days and my tummy hurts", answers)
+    told = next(p for p in decision.summary.split("\n\n") if p.startswith("You told me"))
+    assert told.startswith("You told me about barking cough and tummy (abdominal) pain."), told
