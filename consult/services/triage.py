@@ -23,10 +23,14 @@ def _triage_input_build(*, consultation: Consultation, message: Message, answere
 
 
 
-def _reply_text_build(*, decision) -> str:
+def _reply_text_build(*, decision, previous_advice: str | None) -> str:
+    """The assistant's reply: the summary once concluded; else the advice, when it is new (a parent in the
+    patient trial read the same croup paragraph above each of 24 questions; it stays in the chat above and comes
+    back in the summary), then the next question."""
     if decision.concluded:
         return decision.summary or FALLBACK_REPLY
-    parts = [decision.advice, decision.question.text if decision.question else None]
+    advice = decision.advice if decision.advice != previous_advice else None
+    parts = [advice, decision.question.text if decision.question else None]
     return "\n\n".join(part for part in parts if part) or FALLBACK_REPLY
 
 
@@ -38,6 +42,7 @@ def consultation_triage(*, consultation: Consultation, message: Message) -> Mess
     answers the question that was pending when it was processed; the urgency never falls.
     """
     state = dict(consultation.triage_state or {})
+    previous_advice = (state.get("decision") or {}).get("advice")
     answered = dict(state.get("answered") or {})
     pending = state.get("pending_question") or {}
     answered.setdefault(str(message.id), pending.get("id"))
@@ -77,7 +82,7 @@ def consultation_triage(*, consultation: Consultation, message: Message) -> Mess
         defaults={
             "consultation": consultation,
             "role": Message.Role.ASSISTANT,
-            "text": _reply_text_build(decision=decision),
+            "text": _reply_text_build(decision=decision, previous_advice=previous_advice),
             "status": Message.Status.PROCESSED,
             "processed_at": timezone.now(),
         },

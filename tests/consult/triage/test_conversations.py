@@ -194,3 +194,16 @@ def test_a_migraine_with_dislike_of_light_is_not_sent_to_emergency_care(consulta
     assert not any(label == "eye pain" for label in labels), labels
     assert not state["decision"]["differential"]  # DDXPlus has no migraine: its differential does not apply
     assert turns <= 12
+
+
+def test_the_advice_is_written_once_not_above_every_later_question(consultation):
+    # The patient trial: a parent read the same croup paragraph above each of 24 questions.
+    state = say(consultation, "my 2 year old son has a barking cough, he sounds like a seal")
+    replies = [state["reply"]]
+    for _ in range(4):
+        if state["next_question"] is None:
+            break
+        replies.append(say(consultation, "he's 2, a boy" if state["next_question"]["id"] == "general:demographics"
+                           else "no")["reply"])
+    advice = state["advice"] or consultation.triage_state["decision"]["advice"]
+    assert advice and sum(advice in reply for reply in replies) == 1, replies
