@@ -33,6 +33,7 @@ GROUP_LISTED_PRIOR = 0.2  # a group of values of an evidence the pathology lists
 PRIOR_WEIGHT = 2.0  # pseudo-patients behind the prior
 AGE_BANDS = (0, 1, 5, 16, 30, 45, 60, 75, 200)  # years; band i is [AGE_BANDS[i], AGE_BANDS[i+1])
 PATIENTS_FILE = "release_test_patients_sample2611.csv"
+CHILD_AGE = 12  # years
 
 
 def patients_split(row_index: int) -> str:
@@ -126,6 +127,20 @@ class DifferentialModel:
             # The group's question is the knowledge base's (the engine asks it in the finding's words).
             self.evidences.append(Evidence(name, "", False))
         self.evidence_index = {e.name: i for i, e in enumerate(self.evidences)}
+        # A follow-up question's parent (DDXPlus `code_question`: "Is the lesion larger than 1 cm?" follows "Do you
+        # have a rash?"; the pain sites follow "Do you have pain?").
+        self.parent: dict[str, str] = {}
+        for evidence in self.evidences:
+            base = next(iter(self.groups[evidence.name])).partition("_@_")[0] if evidence.name in self.groups \
+                else evidence.name
+            parent = evidences[base].get("code_question") or base
+            # A group inside a larger group follows it ("at the front or side of the head" follows "headache").
+            wider = [g for g, values in self.groups.items()
+                     if evidence.name in self.groups and g != evidence.name and self.groups[evidence.name] < values]
+            if wider:
+                parent = min(wider, key=lambda g: len(self.groups[g]))
+            if parent != evidence.name and parent in self.evidence_index:
+                self.parent[evidence.name] = parent
         d_count, e_count = len(self.pathologies), len(self.evidences)
         index = {p: i for i, p in enumerate(self.pathologies)}
 
@@ -138,6 +153,7 @@ class DifferentialModel:
                 if any(v.partition("_@_")[0] in listed for v in values):
                     prior[index[p], self.evidence_index[name]] = GROUP_LISTED_PRIOR
         counts = np.zeros((d_count, e_count))  # [D, E]
+        child_counts = np.zeros(e_count)  # [E] patients under CHILD_AGE with the feature
         n_patients = np.zeros(d_count)  # [D]
         age_counts = np.ones((d_count, len(AGE_BANDS) - 1))  # [D, A] Laplace
         sex_counts = np.ones((d_count, 2))  # [D, 2] (female, male)
@@ -150,6 +166,10 @@ class DifferentialModel:
             for name, values in self.groups.items():
                 if values & patient.evidences:
                     counts[d, self.evidence_index[name]] += 1
+            if patient.age < CHILD_AGE:
+                for name in evidences_binary(patient.evidences):
+                    if (e := self.evidence_index.get(name)) is not None:
+                        child_counts[e] += 1
             age_counts[d, _age_band(patient.age)] += 1
             sex_counts[d, 0 if patient.sex == "female" else 1] += 1
         self.likelihood = (counts + PRIOR_WEIGHT * prior) / (n_patients[:, None] + PRIOR_WEIGHT)  # [D, E]
@@ -158,6 +178,7 @@ class DifferentialModel:
         # [D] how often each pathology occurs among DDXPlus's patients (generated from its epidemiology), add-one
         # smoothed: a patient who answers "no" to everything is not sent to Ebola.
         self.prior = (n_patients + 1.0) / (n_patients.sum() + d_count)
+        self.child_seen = child_counts > 0  # [E]
 
     @classmethod
     def from_directory(cls, directory: str | Path, *, split: str = "dev",
@@ -194,6 +215,16 @@ class DifferentialModel:
     def ranked(self, posterior: np.ndarray, *, top: int = 5) -> list[Ranked]:
         order = np.argsort(-posterior)[:top]
         return [Ranked(self.pathologies[i], self.icd10[i], int(self.severity[i]), float(posterior[i])) for i in order]
+
+    def unaskable(self, observed: Mapping[str, bool], *, age: float | None) -> set[str]:
+        """Feature names not worth asking: follow-ups of a parent answered "no" (no rash: not its size), and for
+        a child (age < CHILD_AGE years) the antecedents no child among the dev patients has (intravenous drugs,
+        smoking, COPD: the patient trial asked a parent about their 2-year-old's)."""
+        denied = {name for name, value in observed.items() if value is False}
+        names = {child for child, parent in self.parent.items() if parent in denied}
+        if age is not None and age < CHILD_AGE:
+            names |= {e.name for e, seen in zip(self.evidences, self.child_seen) if e.is_antecedent and not seen}
+        return names
 
     def next_question(self, posterior: np.ndarray, *, exclude: set[str]) -> tuple[Evidence, float] | None:
         """The evidence not in `exclude` with the largest expected information gain (bits) about the

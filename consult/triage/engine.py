@@ -502,6 +502,7 @@ class TriageEngine:
         exclude = {q.removeprefix("ddx:") for q in asked_ddx} | set(self._ddx_observed(interview))
         exclude |= {e for f in interview.conversation.findings for e in self.knowledge.findings[f].ddxplus}
         exclude |= set(interview.conversation.findings)  # the features of grouped findings (`ddxplus_groups`)
+        exclude |= model.unaskable(self._ddx_observed(interview), age=interview.conversation.age)
         found = model.next_question(posterior, exclude=exclude)
         if found is None or found[1] < self.settings.differential_min_gain:
             return None

@@ -145,3 +145,15 @@ def test_a_sore_throat_denying_everything_is_not_sent_to_hospital():
                           answered=decision.question.id))
         decision = engine.decide(TriageInput(turns=tuple(turns), asked=tuple(asked)))
     assert decision.concluded and decision.urgency in ("self_care", "consultation"), decision.reasons
+
+
+def test_a_follow_up_is_not_asked_after_its_parent_was_denied_nor_an_adult_habit_of_a_child(grouped):
+    # The patient trial: "Do you have a rash?" no -> "Is the lesion larger than 1 cm?"; "Do you have a headache?"
+    # no -> "Is the pain at the front or side of your head?"; a parent asked about their 2-year-old's drug use.
+    assert grouped.parent["E_135"] == "E_129" and grouped.parent["headache_front_or_side"] == "headache"
+    assert grouped.parent["chest_pain"] == "E_53"
+    assert {"E_135", "E_131"} <= grouped.unaskable({"E_129": False}, age=30)
+    assert "headache_front_or_side" in grouped.unaskable({"headache": False}, age=30)
+    child, adult = grouped.unaskable({}, age=2), grouped.unaskable({}, age=30)
+    adult_habits = {e.name for e in grouped.evidences if e.is_antecedent} & child
+    assert adult_habits and not adult and "E_4" not in child  # "has anyone in the family had croup?" stays
