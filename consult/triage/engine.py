@@ -409,8 +409,8 @@ class TriageEngine:
 
     # ------------------------------------------------------------------- questions
 
-    def _next_question(self, inp: TriageInput, interview: _Interview, posterior, provisional: str | None,
-                       floor: str | None) -> Question | None:
+    def _next_question(self, inp: TriageInput, interview: _Interview, posterior, observed: Mapping[str, bool],
+                       provisional: str | None, floor: str | None) -> Question | None:
         asked = list(inp.asked)
         conversation = interview.conversation
         screened = {f for q in asked if q.startswith("screen:") for f in q.removeprefix("screen:").split("+")}
@@ -434,7 +434,7 @@ class TriageEngine:
                 # Age and sex come early: red flags (a baby's fever) and the differential depend on them.
                 return Question("general:demographics", self.knowledge.general_questions["demographics"])
         if posterior is not None:
-            question = self._differential_question(inp, interview, posterior)
+            question = self._differential_question(inp, interview, posterior, observed)
             if question is not None:
                 return question
         for general in GENERAL_ORDER:
@@ -489,7 +489,8 @@ class TriageEngine:
             return True  # asked once (`_next_question`)
         return not (conversation.medications or conversation.conditions or conversation.allergies)  # history
 
-    def _differential_question(self, inp: TriageInput, interview: _Interview, posterior) -> Question | None:
+    def _differential_question(self, inp: TriageInput, interview: _Interview, posterior,
+                               observed: Mapping[str, bool]) -> Question | None:
         model = self.differential
         assert model is not None
         asked_ddx = [q for q in inp.asked if q.startswith("ddx:")]
@@ -499,10 +500,10 @@ class TriageEngine:
             len(asked_ddx) >= self.settings.differential_min_questions)
         if settled:
             return None
-        exclude = {q.removeprefix("ddx:") for q in asked_ddx} | set(self._ddx_observed(interview))
+        exclude = {q.removeprefix("ddx:") for q in asked_ddx} | set(observed)
         exclude |= {e for f in interview.conversation.findings for e in self.knowledge.findings[f].ddxplus}
         exclude |= set(interview.conversation.findings)  # the features of grouped findings (`ddxplus_groups`)
-        exclude |= model.unaskable(self._ddx_observed(interview), age=interview.conversation.age)
+        exclude |= model.unaskable(observed, age=interview.conversation.age)
         found = model.next_question(posterior, exclude=exclude)
         if found is None or found[1] < self.settings.differential_min_gain:
             return None
@@ -538,19 +539,20 @@ class TriageEngine:
         act_now = urgency_max(*(r.urgency for r in red_flags))
         posterior = None
         differential: tuple[Ranked, ...] = ()
-        in_scope = self._differential_in_scope(interview)
-        if self.differential is not None and in_scope:
-            posterior = self.differential.posterior(self._ddx_observed(interview), age=conversation.age,
-                                                    sex=conversation.sex, evidence_weight=self.settings.evidence_weight)
+        observed = self._ddx_observed(interview)
+        if self.differential is not None and self._differential_in_scope(interview):
+            posterior = self.differential.posterior(observed, age=conversation.age, sex=conversation.sex,
+                                                    evidence_weight=self.settings.evidence_weight)
             differential = tuple(self.differential.ranked(posterior))
+        differential_level = self._differential_level(posterior, observed)
 
         # What no later answer can lower (fired red flags, the complaints' usual level, an earlier turn's level),
         # and the level the conclusion would give now (the differential's part may still fall).
         floor = urgency_max(act_now, inp.previous_urgency, *(c.baseline_urgency for c in interview.complaints))
-        provisional = urgency_max(floor, self._differential_level(posterior, interview))
+        provisional = urgency_max(floor, differential_level)
         question = None
         if act_now not in URGENCY_ACT_NOW:
-            question = self._next_question(inp, interview, posterior, provisional, floor)
+            question = self._next_question(inp, interview, posterior, observed, provisional, floor)
 
         if question is not None:
             urgency = urgency_max(act_now, inp.previous_urgency)
@@ -567,10 +569,9 @@ class TriageEngine:
             reasons.append(Reason(f"baseline_{complaint.id}", f"Usual disposition for {complaint.label.lower()} "
                                   "when no red flag is present", complaint.baseline_urgency))
         if posterior is not None:
-            level = self._differential_level(posterior, interview)
             top = ", ".join(f"{r.pathology} {r.probability:.0%}" for r in differential[:3])
             reasons.append(Reason("differential_severity", "Most severe likely pathology (DDXPlus severity)",
-                                  level, (top,)))
+                                  differential_level, (top,)))
         declined = [f for c in interview.complaints for f in c.questions
                     if conversation.findings.get(f) and conversation.findings[f].assertion == "unsure"]
         if declined:
@@ -588,10 +589,10 @@ class TriageEngine:
         return TriageDecision(urgency, None, True, advice, decisive, tuple(r.rule_id for r in red_flags),
                               tuple(c.id for c in interview.complaints), differential, record, summary)
 
-    def _differential_level(self, posterior, interview: _Interview) -> str | None:
+    def _differential_level(self, posterior, observed: Mapping[str, bool]) -> str | None:
         if posterior is None:
             return None
-        counted = self.differential.explaining(self._ddx_observed(interview), support=self.settings.differential_support)
+        counted = self.differential.explaining(observed, support=self.settings.differential_support)
         return self.differential.severity_urgency(posterior, self.settings.severity_thresholds, counted)
 
     def _advice(self, reason: Reason) -> str | None:

@@ -360,11 +360,7 @@ def message_findings(
         else:
             found.append((finding_id, _patient_assertion(assertion, norm, start), text[start:end]))
     if unresolved:
-        masked = list(text)
-        for _, start, end in unresolved:
-            for m in _NEGATION_WORD.finditer(norm, start, end):
-                masked[m.start():m.end()] = " " * (m.end() - m.start())
-        masked_text = "".join(masked)
+        masked_text = _negations_blanked(text, norm, [(s, e) for _, s, e in unresolved])
         for (finding_id, start, end), assertion in zip(
             unresolved, assertion_of(masked_text, [(s, e) for _, s, e in unresolved])
         ):
@@ -385,14 +381,22 @@ def message_findings(
             if match.finding_id in stated:
                 continue
             stated.add(match.finding_id)
-            clause = list(text)
-            if match.negative:
-                for m in _NEGATION_WORD.finditer(norm, match.start, match.end):
-                    clause[m.start():m.end()] = " " * (m.end() - m.start())
-            assertion = assertion_of("".join(clause), [(match.start, match.end)])[0]
+            span = (match.start, match.end)
+            read = _negations_blanked(text, norm, [span]) if match.negative else text
+            assertion = assertion_of(read, [span])[0]
             found.append((match.finding_id, _patient_assertion(assertion, norm, match.start),
                           text[match.start:match.end]))
     return found
+
+
+def _negations_blanked(text: str, norm: str, spans: Sequence[tuple[int, int]]) -> str:
+    """`text` with the negation words inside `spans` (character offsets; `norm` is its `text_normalise`, same
+    length) blanked: the finding's own words carry them ("can't swallow"), so they do not deny it."""
+    blanked = list(text)
+    for start, end in spans:
+        for m in _NEGATION_WORD.finditer(norm, start, end):
+            blanked[m.start():m.end()] = " " * (m.end() - m.start())
+    return "".join(blanked)
 
 
 _NEGATION_WORD = re.compile(r"(?<![\w'])(?:no|not|never|don'?t|doesn'?t|didn'?t|haven'?t|hasn'?t|isn'?t|aren'?t|"
