@@ -44,7 +44,7 @@ from django.conf import settings  # noqa: E402
 from consult import extraction, interview  # noqa: E402
 from consult.triage import TriageInput, Turn  # noqa: E402
 from consult.triage.differential import evidences_binary, patients_read, patients_split  # noqa: E402
-from consult.vocabulary import URGENCY_LEVELS, urgency_rank  # noqa: E402
+from consult.vocabulary import URGENCY_LEVELS, urgency_max, urgency_rank  # noqa: E402
 
 PHRASES = ROOT / "bench" / "data" / "ddxplus_phrases.json"
 MAX_TURNS = 40
@@ -99,6 +99,27 @@ class SimulatedPatient:
         symptoms = {e.name for e in self.engine.differential.evidences if not e.is_antecedent}
         untold = sorted((self.binary & symptoms) - self.told, key=lambda name: int(name[2:]))
         return [name for name in untold if self.phrases.get(name, {}).get("statements")][:2]
+
+    def red_flags_held(self) -> list:
+        """The knowledge base's red flags that hold on this patient's whole DDXPlus record (every finding answered as
+        the simulated patient would answer it, with its age, sex and pain score): what an interview that asked every
+        question would fire, whatever it asked."""
+        present = {f.id for f in self.engine.knowledge.findings.values() if f.ddxplus and self._has(f.ddxplus)}
+        intensity = self.values.get("E_56")
+        score = int(intensity[0]) if intensity else None
+        held = []
+        for rule in self.engine.knowledge.red_flags:
+            when = rule.when
+            if not set(when.all) <= present or (when.any and not present & set(when.any)):
+                continue
+            if (when.age_min is not None and self.patient.age < when.age_min) or (
+                    when.age_max is not None and self.patient.age > when.age_max):
+                continue
+            if (when.sex is not None and when.sex != self.patient.sex) or (
+                    when.severity_min is not None and (score is None or score < when.severity_min)):
+                continue
+            held.append(rule)
+        return held
 
     def _answer(self, question_id: str, repeat: int) -> str:
         kind, _, key = question_id.partition(":")
@@ -164,11 +185,15 @@ def run_patient(patient, phrases, engine, extract) -> dict:
     expected = expected_urgency(int(engine.differential.severity[engine.differential.pathologies.index(patient.pathology)]))
     got = previous
     ranked = [r.pathology for r in decision.differential] if decision else []
+    held = simulated.red_flags_held()
     return {
         "row": patient.row, "pathology": patient.pathology, "expected": expected, "urgency": got,
         "concluded": bool(decision and decision.concluded), "questions": len(asked),
         "top1": ranked[:1] == [patient.pathology], "top5": patient.pathology in ranked[:5],
         "red_flags": list(decision.red_flags) if decision else [], "asked": asked,
+        # The most urgent level a red flag reaches on the patient's whole record (None: none holds).
+        "red_flag_level": urgency_max(*(rule.urgency for rule in held)),
+        "red_flags_held": [rule.id for rule in held],
     }
 
 
@@ -183,6 +208,11 @@ def summarise(results: list[dict]) -> dict:
     confusion = Counter((r["expected"], r["urgency"]) for r in results)
     # What sent the over-triaged patients higher: the first red flag that fired, with the true pathology.
     over_flags = Counter(f"{r['red_flags'][0]} ({r['pathology']})" for r in over if r["red_flags"])
+    # The knowledge base's red flags (NHS and NICE guidance) applied to each patient's whole DDXPlus record: where
+    # one demands a more urgent level than the pathology's DDXPlus severity, no interview that follows the guidance
+    # can agree with DDXPlus, so 1 minus their share bounds the exact urgency from above.
+    guided_over = [r for r in results if urgency_rank(r["red_flag_level"]) < urgency_rank(r["expected"])]
+    levels = {rule.id: rule.urgency for rule in interview.triage_engine_get().knowledge.red_flags}
     return {
         "patients": n,
         "exact_urgency": round(exact / n, 4),
@@ -204,6 +234,14 @@ def summarise(results: list[dict]) -> dict:
         "concluded": round(sum(r["concluded"] for r in results) / n, 4),
         "differential_top1": round(sum(r["top1"] for r in results) / n, 4),
         "differential_top5": round(sum(r["top5"] for r in results) / n, 4),
+        # The knowledge base's red flags (NHS and NICE guidance) applied to each patient's whole DDXPlus record:
+        # where one demands a more urgent level than the pathology's DDXPlus severity, no interview that follows the
+        # guidance can agree with DDXPlus. 1 minus that share bounds the exact urgency from above.
+        "red_flag_above_severity": len(guided_over),
+        "exact_urgency_ceiling_under_red_flags": round(1 - len(guided_over) / n, 4),
+        "red_flags_above_severity": dict(Counter(
+            f"{next(f for f in r['red_flags_held'] if levels[f] == r['red_flag_level'])} ({r['pathology']})"
+            for r in guided_over).most_common(12)),
         "confusion_expected_vs_urgency": {f"{e} -> {u}": c for (e, u), c in sorted(confusion.items(), key=str)},
     }
 

@@ -40,6 +40,13 @@ _ANSWER_ASSERTION = {"yes": "present", "no": "absent", "unsure": "unsure"}
 # (palpitations beside a headache) changes the complaint, its red flags and the differential.
 GENERAL_ORDER = ("duration", "severity", "demographics", "pregnancy", "history", "anything_else")
 ANYTHING_ELSE_AGAIN = "What else have you noticed? Tell me in your own words."
+# The general questions that a yes or no does not answer, and how they are asked again after one.
+UNCLEAR_AGAIN: Mapping[str, str] = {
+    "duration": "Sorry, I need a time here: when did it start? For example \"this morning\", \"3 days ago\" or "
+                "\"for about a month\". If you don't know, say \"not sure\".",
+    "severity": "Sorry, I need a number here: from 0 (no pain or discomfort) to 10 (the worst you can imagine), "
+                "how bad is it at its worst? If you can't say, answer \"not sure\".",
+}
 # Messages that carry no clinical content: the interview keeps asking for the complaint.
 _SMALL_TALK = re.compile(
     r"^(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|is anyone there|anyone there|are you there|"
@@ -326,7 +333,10 @@ class TriageEngine:
             conversation.severity = severity if conversation.severity is None else max(conversation.severity, severity)
         conversation.habits = list(dict.fromkeys(conversation.habits + ev.habits_read(text)))
         conversation.allergies += ev.allergies_read(text)
-        if question in ("duration", "severity", "demographics", "pregnancy", "history") and answer in ("no", "unsure"):
+        if question in UNCLEAR_AGAIN and answer == "no" and (
+                conversation.duration if question == "duration" else conversation.severity) is None:
+            conversation.unclear.add(question)
+        elif question in ("duration", "severity", "demographics", "pregnancy", "history") and answer in ("no", "unsure"):
             conversation.declined.add(question)
         elif question == "history" and answer is None and not entities and not conversation.allergies:
             conversation.conditions.append(text.strip()[:120])  # in the patient's words, for the clinician
@@ -440,10 +450,15 @@ class TriageEngine:
         for general in GENERAL_ORDER:
             # An answer that answered something else gets the question once more (issue 11: the medicines
             # question was never asked again); so does a bare "yes" to "anything else?".
-            again = general in ("demographics", "history") or (general == "anything_else" and interview.more_to_tell)
+            # A bare "no" to a question about when or how much gets it once more, in other words.
+            unclear = general in conversation.unclear
+            again = general in ("demographics", "history") or unclear or (
+                general == "anything_else" and interview.more_to_tell)
             if self._general_needed(general, interview) and asked.count(f"general:{general}") < (2 if again else 1):
                 if general == "anything_else" and interview.more_to_tell:
                     return Question("general:anything_else", ANYTHING_ELSE_AGAIN)
+                if unclear:
+                    return Question(f"general:{general}", UNCLEAR_AGAIN[general])
                 return Question(f"general:{general}", self.knowledge.general_questions[general])
         return None
 

@@ -141,7 +141,7 @@ _DURATION = re.compile(
     r"seven|eight|nine|ten|few|couple(?:\s+of)?|several|\d+)\s+(?:minutes?|hours?|days?|nights?|weeks?|months?|years?)"
     r"|(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|few|couple(?:\s+of)?|several|\d+)\s+"
     r"(?:minutes?|hours?|days?|nights?|weeks?|months?|years?)(?:\s+ago)?"
-    r"|since\s+(?:yesterday(?:\s+\w+)?|today|this\s+\w+|last\s+\w+|(?:mon|tues|wednes|thurs|fri|satur|sun)day|the\s+\w+|\d+\w*)"
+    r"|since\s+(?:yesterday(?:\s+(?:morning|afternoon|evening|night|lunchtime))?|today|this\s+\w+|last\s+\w+|(?:mon|tues|wednes|thurs|fri|satur|sun)day|the\s+\w+|\d+\w*)"
     r"|(?:yesterday|this\s+(?:morning|afternoon|evening)|last\s+(?:night|week|month|year)|earlier\s+today|all\s+(?:day|night|week))"
     r"|x\s*\d+\s*(?:days?|weeks?|hours?))\b"
 )
@@ -289,6 +289,9 @@ class Conversation:
     allergies: list[str] = field(default_factory=list)
     habits: list[str] = field(default_factory=list)
     declined: set[str] = field(default_factory=set)  # general questions answered "none"/"don't know"
+    # General questions a bare "no" answered though they ask when or how much ("When did this start?" "No."):
+    # asked once more, in other words.
+    unclear: set[str] = field(default_factory=set)
 
     def present(self, finding_id: str) -> bool:
         state = self.findings.get(finding_id)

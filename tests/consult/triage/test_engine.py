@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consult.triage import TriageEngine, TriageInput, TriageSettings, Turn, knowledge_load
-from consult.triage.engine import ANYTHING_ELSE_AGAIN
+from consult.triage.engine import ANYTHING_ELSE_AGAIN, UNCLEAR_AGAIN
 from consult.vocabulary import urgency_rank
 
 
@@ -145,6 +145,28 @@ def test_every_interview_closes_with_anything_else_once(engine):
     decision, asked = converse(engine, "I've had a sore throat for two days", lambda q: "no")
     assert decision.concluded
     assert asked.count("general:anything_else") == 1 and asked[-1] == "general:anything_else"
+
+
+@pytest.mark.parametrize("general", ["duration", "severity"])
+def test_a_bare_no_to_when_or_how_bad_is_asked_once_more_in_other_words(engine, general):
+    # The patient trial: "When did this start?" "No." was taken as an answer, and so was "No" to the 0-10 scale.
+    decision, asked = converse(engine, "I've got a sore throat", lambda q: "no")
+    assert asked.count(f"general:{general}") == 2
+    turns, asked_so_far = [Turn("I've got a sore throat")], []
+    for _ in asked[: asked.index(f"general:{general}") + 1]:
+        decision = engine.decide(TriageInput(turns=tuple(turns), asked=tuple(asked_so_far)))
+        asked_so_far.append(decision.question.id)
+        turns.append(Turn("no", answered=decision.question.id))
+    again = engine.decide(TriageInput(turns=tuple(turns), asked=tuple(asked_so_far))).question
+    assert again.id == f"general:{general}" and again.text == UNCLEAR_AGAIN[general]
+
+
+@pytest.mark.parametrize(("general", "reply"), [("duration", "not sure"), ("duration", "since yesterday"),
+                                                ("severity", "I don't know"), ("severity", "6")])
+def test_an_answer_or_a_not_sure_to_when_or_how_bad_is_not_asked_again(engine, general, reply):
+    decision, asked = converse(engine, "I've got a sore throat",
+                               lambda q: reply if q.id == f"general:{general}" else "no")
+    assert decision.concluded and asked.count(f"general:{general}") == 1
 
 
 def test_a_symptom_told_at_anything_else_brings_its_own_red_flags(engine):

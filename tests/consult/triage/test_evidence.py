@@ -44,7 +44,9 @@ def test_severity_read(text, answering, expected):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("since Tuesday", "since tuesday"), ("started last night", "last night"), ("coughing x3 days", "x3 days"),
-     ("for about a week", "for about a week"), ("I feel sick", None)],
+     ("for about a week", "for about a week"), ("I feel sick", None),
+     # The patient trial's summary read "It started: since yesterday and."
+     ("since yesterday and I keep coughing", "since yesterday"), ("since yesterday morning", "since yesterday morning")],
 )
 def test_duration_read(text, expected):
     assert ev.duration_read(text) == expected
