@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consult.triage import evidence as ev
+from consult.triage import wording
+from consult.triage.ddxplus_questions import ddxplus_question_text
 from consult.triage.differential import DifferentialModel, Ranked
 from consult.triage.similarity import Encode, FindingSimilarity
 from consult.triage.knowledge import Complaint, KnowledgeBase, RedFlag
@@ -524,7 +526,9 @@ class TriageEngine:
             return None
         evidence, _ = found
         finding_id = self.finding_for_evidence.get(evidence.name)
-        text = self.knowledge.findings[finding_id].question if finding_id else evidence.question
+        # DDXPlus's own question in plain English (knowledge/ddxplus_questions.json) where it has clinicians' words.
+        text = self.knowledge.findings[finding_id].question if finding_id else ddxplus_question_text(
+            evidence.name, evidence.question)
         return Question(f"ddx:{evidence.name}", text)
 
     # ------------------------------------------------------------------- decide
@@ -568,6 +572,9 @@ class TriageEngine:
         question = None
         if act_now not in URGENCY_ACT_NOW:
             question = self._next_question(inp, interview, posterior, observed, provisional, floor)
+            if question is not None and (person := wording.person_read(inp.turns)) is not None:
+                # A parent or carer writing about someone else: the question asks about that person.
+                question = Question(question.id, wording.question_for(question.text, person))
 
         if question is not None:
             urgency = urgency_max(act_now, inp.previous_urgency)
