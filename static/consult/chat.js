@@ -70,6 +70,7 @@
   var reconnectDelay = 1000;
   var reconnectTimer = null;
   var authFailed = false;
+  var actNowShown = false;  // an act-now instruction is shown (it is brought into view once, when it appears)
   var clientCounter = 0;
 
   function readToken() {
@@ -168,8 +169,34 @@
       JSON.stringify((message.entities || []).map(function (e) { return [e.start, e.end, e.type]; }))].join("|");
   }
 
+  // The page is the one scroll (the message list has none of its own). The patient "follows" the chat while the
+  // composer is in view or nearly; on the first render too, unless an act-now instruction is shown at the top.
+  var firstRender = true;
+
+  function followingChat() {
+    if (firstRender) return !actNowShown;
+    var box = el.form.getBoundingClientRect();
+    return box.bottom > -80 && box.top < window.innerHeight + 80;
+  }
+
+  // The newest message and the composer below it, in view together when they fit; else the newest message from
+  // its start (a long reply is read from its top).
+  function newestShow() {
+    var last = el.messages.lastElementChild;
+    if (!last || !last.scrollIntoView) return;
+    var top = last.getBoundingClientRect().top;
+    var bottom = el.form.hidden ? last.getBoundingClientRect().bottom : el.form.getBoundingClientRect().bottom;
+    if (top >= 0 && bottom <= window.innerHeight) return;
+    if (bottom - top <= window.innerHeight) {
+      (el.form.hidden ? last : el.form).scrollIntoView({ block: "end" });
+    } else {
+      last.scrollIntoView({ block: "start" });
+    }
+  }
+
   function renderMessages() {
-    var nearBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 80;
+    var nearBottom = followingChat();
+    firstRender = false;
     var known = {};
     var wanted = [];
     (state ? state.messages : []).forEach(function (message) {
@@ -211,10 +238,7 @@
       }
     });
 
-    if (nearBottom || pending.length) {
-      var last = el.messages.lastElementChild;
-      if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
-    }
+    if (nearBottom) newestShow();
     // Whatever changed what is shown (a send, an acknowledgement, a state) may start or end a wait.
     resyncSchedule();
   }
@@ -279,10 +303,11 @@
     el.clinicianReviewLevel.textContent = review ? review.urgency_label : "";
     el.clinicianReviewReason.textContent = review ? review.reason : "";
 
-    // The advice comes first on the page: at once when it says act now (an alert that stays in view), and once
-    // the interview has concluded for the other levels too (calmer, and it scrolls away with the page).
+    // The advice comes first on the page: at once when it says act now (an alert, brought into view when it
+    // appears), and for the other levels too, as a calm notice, once there is advice (a red flag's while the
+    // questions go on, the conclusion's) or a clinician's review. Its level is the label the side panel shows.
     var actNow = Boolean(ACT_NOW[urgency]);
-    var shown = Boolean(urgency) && (actNow || state.status === "closed" || Boolean(review));
+    var shown = Boolean(urgency) && (actNow || state.status === "closed" || Boolean(review) || Boolean(state.advice));
     el.advice.hidden = !shown;
     el.advice.setAttribute("data-urgency", urgency || "");
     el.advice.setAttribute("role", actNow ? "alert" : "status");
@@ -293,7 +318,10 @@
     // A concluded consultation still takes messages: the patient can add what they forgot and is re-triaged.
     el.closedNotice.hidden = state.status !== "closed";
     setComposerEnabled(true);
+    var actNowNew = shown && actNow && !actNowShown;
+    actNowShown = shown && actNow;
     renderMessages();
+    if (actNowNew && el.advice.getBoundingClientRect().top < 0) el.advice.scrollIntoView({ block: "start" });
   }
 
   function setComposerEnabled(enabled) {
@@ -508,6 +536,7 @@
   });
   stateLoad().then(function () {
     connect();
-    if (!el.input.disabled) el.input.focus();
+    // No scrolling to the composer: what the first render showed (the act-now instruction) stays in view.
+    if (!el.input.disabled) el.input.focus({ preventScroll: true });
   });
 })();

@@ -11,6 +11,7 @@ import re
 import shutil
 
 import pytest
+from phone_layout import newest_out_of_view, page_size_faults, phone_chat_open, send
 
 from tools.launcher import ROOT
 
@@ -56,3 +57,33 @@ def test_patient_describes_symptoms_and_sees_record_and_follow_up_question(chrom
         target = ROOT / "docs" / "screenshots" / "patient-chat.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot, target)
+
+
+def test_a_long_chat_on_a_phone_scrolls_once_and_keeps_the_newest_message_and_the_message_box_in_view(
+        browser, system, screenshot_save):
+    """Found by the patient trial at 390 x 844: the message list scrolled inside the scrolling page and cut
+    messages off, and the screen-reader labels of the messages it hid stretched the page by some 3,000 px of
+    empty space. The page is one scroll, as tall as what it shows, and after each reply the newest message and
+    the message box are in view without the patient scrolling."""
+    context, page = phone_chat_open(browser, system)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        send(page, "I've had a headache since yesterday", 0)
+        out_of_view = []
+        replies = 1
+        # Enough turns for the chat to be several screens tall.
+        while replies < 7 and page.locator("#closed-notice").is_hidden():
+            out_of_view += [f"after reply {replies}: {fault}" for fault in newest_out_of_view(page)]
+            question = page.locator(".message.assistant .message__bubble").last.inner_text().lower()
+            send(page, "I'm 30, male" if "how old are you" in question else "no", replies)
+            replies += 1
+        out_of_view += [f"after reply {replies}: {fault}" for fault in newest_out_of_view(page)]
+        chat_height = page.evaluate("document.getElementById('messages').scrollHeight")
+        assert chat_height > 844, chat_height  # the test's premise: the messages alone are taller than the phone
+        assert page_size_faults(page) + out_of_view == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        screenshot_save(page, "patient-chat-phone")
+        assert errors == [], errors
+    finally:
+        context.close()
