@@ -17,7 +17,7 @@ URGENCY_LEVELS: tuple[str, ...] = (
 URGENCY_LABELS: Mapping[str, str] = {
     "emergency_ambulance": "Call an ambulance now",
     "emergency": "Go to an emergency department now",
-    "consultation_24": "See a doctor within 24 hours",
+    "consultation_24": "Get medical help today",
     "consultation": "See a doctor in the next few days",
     "self_care": "Self-care",
 }

@@ -61,7 +61,7 @@ _ONLY_THOSE = re.compile(r"\b(?:none of the others?|not the others?|no(?:ne)? ot
 URGENCY_ADVICE: Mapping[str, str] = {
     "emergency_ambulance": "Call 999 (or your local emergency number) for an ambulance now.",
     "emergency": "Go to the nearest emergency department now. If you cannot get there safely, call 999.",
-    "consultation_24": "Please speak to a doctor within the next 24 hours (your GP, or NHS 111). "
+    "consultation_24": "Please get medical help today: ask your GP practice for an urgent appointment, or call NHS 111. "
                        "If it gets worse, seek urgent care.",
     "consultation": "Please book an appointment with your doctor in the next few days. "
                     "If it gets worse or new symptoms appear, seek care sooner.",

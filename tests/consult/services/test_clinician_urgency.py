@@ -228,7 +228,7 @@ def test_fhir_carries_the_clinicians_urgency_note_and_the_patient(clinician):
     impressions = {r["id"]: r for r in resources if r["resourceType"] == "ClinicalImpression"}
     [urgency] = [r for r in impressions.values() if r["summary"].startswith("Go to an emergency")]
     assert urgency["summary"] == "Go to an emergency department now: Stiff neck with fever: A&E now."
-    assert "See a doctor within 24 hours" in urgency["description"]
+    assert "Get medical help today" in urgency["description"]
     assert urgency["note"][0]["authorString"] == "dr_who"
     assert any(r["summary"] == "Phoned; ambulance not needed." for r in impressions.values())
     [patient] = [r for r in resources if r["resourceType"] == "Patient"]
