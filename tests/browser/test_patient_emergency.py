@@ -9,22 +9,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from phone_layout import advice_covers, newest_out_of_view, page_size_faults
+from phone_layout import advice_covers, newest_out_of_view, page_size_faults, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 TIMEOUT_MS = 120_000
 PHONE = {"width": 390, "height": 844}
-
-
-def _send(page, text: str, replies_before: int) -> None:
-    composer = page.locator("#message-input")
-    composer.fill(text)
-    composer.press("Enter")
-    page.wait_for_function(
-        "n => document.querySelectorAll('.message.assistant:not(.message--intro)').length > n",
-        arg=replies_before, timeout=TIMEOUT_MS,
-    )
 
 
 def test_emergency_instruction_is_visible_without_scrolling_on_a_phone(browser, system, screenshot_save):
@@ -39,10 +29,10 @@ def test_emergency_instruction_is_visible_without_scrolling_on_a_phone(browser, 
         page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}/#.+"))
         page.wait_for_selector("#connection-status[data-state='online']", timeout=30_000)
 
-        _send(page, "Hi, I've had a pounding headache since Tuesday and I keep throwing up. "
+        send(page, "Hi, I've had a pounding headache since Tuesday and I keep throwing up. "
                     "Took 2 ibuprofen but it didn't help.", 0)
         _calm_advice_check(page)
-        _send(page, "No fever. My neck feels really stiff though.", 1)
+        send(page, "No fever. My neck feels really stiff though.", 1)
 
         page.wait_for_selector("#advice:not(.advice--calm)", timeout=TIMEOUT_MS)
         box = page.locator("#advice").bounding_box()  # brought into view when it appears, wherever the patient was
@@ -94,12 +84,12 @@ def test_a_concluded_interview_shows_its_advice_first_even_when_not_urgent(brows
         page.click("#start-button")
         page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}/#.+"))
         page.wait_for_selector("#connection-status[data-state='online']", timeout=30_000)
-        _send(page, "I've had a headache since yesterday", 0)
+        send(page, "I've had a headache since yesterday", 0)
         replies = 1
         while replies < 30 and page.locator("#closed-notice").is_hidden():
             assert page.locator("#advice").is_hidden()  # no red flag, so no advice yet while the questions go on
             question = page.locator(".message.assistant .message__bubble").last.inner_text().lower()
-            _send(page, "I'm 30, male" if "how old are you" in question else "no", replies)
+            send(page, "I'm 30, male" if "how old are you" in question else "no", replies)
             replies += 1
         page.wait_for_selector("#advice:not([hidden])", timeout=TIMEOUT_MS)
         assert page.locator("#advice").get_attribute("role") == "status"
