@@ -210,7 +210,7 @@ def summarise(results: list[dict]) -> dict:
     over_flags = Counter(f"{r['red_flags'][0]} ({r['pathology']})" for r in over if r["red_flags"])
     # The knowledge base's red flags (NHS and NICE guidance) applied to each patient's whole DDXPlus record: where
     # one demands a more urgent level than the pathology's DDXPlus severity, no interview that follows the guidance
-    # can agree with DDXPlus, so 1 minus their share bounds the exact urgency from above.
+    # and learns the whole record can agree with DDXPlus, so 1 minus their share bounds its exact urgency.
     guided_over = [r for r in results if urgency_rank(r["red_flag_level"]) < urgency_rank(r["expected"])]
     levels = {rule.id: rule.urgency for rule in interview.triage_engine_get().knowledge.red_flags}
     return {
@@ -234,9 +234,6 @@ def summarise(results: list[dict]) -> dict:
         "concluded": round(sum(r["concluded"] for r in results) / n, 4),
         "differential_top1": round(sum(r["top1"] for r in results) / n, 4),
         "differential_top5": round(sum(r["top5"] for r in results) / n, 4),
-        # The knowledge base's red flags (NHS and NICE guidance) applied to each patient's whole DDXPlus record:
-        # where one demands a more urgent level than the pathology's DDXPlus severity, no interview that follows the
-        # guidance can agree with DDXPlus. 1 minus that share bounds the exact urgency from above.
         "red_flag_above_severity": len(guided_over),
         "exact_urgency_ceiling_under_red_flags": round(1 - len(guided_over) / n, 4),
         "red_flags_above_severity": dict(Counter(
