@@ -107,19 +107,8 @@ class SimulatedPatient:
         present = {f.id for f in self.engine.knowledge.findings.values() if f.ddxplus and self._has(f.ddxplus)}
         intensity = self.values.get("E_56")
         score = int(intensity[0]) if intensity else None
-        held = []
-        for rule in self.engine.knowledge.red_flags:
-            when = rule.when
-            if not set(when.all) <= present or (when.any and not present & set(when.any)):
-                continue
-            if (when.age_min is not None and self.patient.age < when.age_min) or (
-                    when.age_max is not None and self.patient.age > when.age_max):
-                continue
-            if (when.sex is not None and when.sex != self.patient.sex) or (
-                    when.severity_min is not None and (score is None or score < when.severity_min)):
-                continue
-            held.append(rule)
-        return held
+        return [rule for rule in self.engine.knowledge.red_flags
+                if rule.when.holds(present.__contains__, age=self.patient.age, sex=self.patient.sex, severity=score)]
 
     def _answer(self, question_id: str, repeat: int) -> str:
         kind, _, key = question_id.partition(":")

@@ -367,17 +367,8 @@ class TriageEngine:
         fired = []
         for rule in self.knowledge.red_flags:
             when = rule.when
-            if not all(conversation.present(f) for f in when.all):
-                continue
-            if when.any and not any(conversation.present(f) for f in when.any):
-                continue
-            if when.age_min is not None and (conversation.age is None or conversation.age < when.age_min):
-                continue
-            if when.age_max is not None and (conversation.age is None or conversation.age > when.age_max):
-                continue
-            if when.sex is not None and conversation.sex != when.sex:
-                continue
-            if when.severity_min is not None and (conversation.severity is None or conversation.severity < when.severity_min):
+            if not when.holds(conversation.present, age=conversation.age, sex=conversation.sex,
+                              severity=conversation.severity):
                 continue
             words = [
                 f"{self.knowledge.findings[f].label}: "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,21 @@ class RedFlagCondition:
     @property
     def finding_ids(self) -> tuple[str, ...]:
         return self.all + self.any
+
+    def holds(self, present: Callable[[str], bool], *, age: float | None, sex: str | None,
+              severity: int | None) -> bool:
+        """Whether the rule fires: every `all` finding and one `any` finding present (`present(finding_id)`), and
+        the age (years), sex ("female" | "male") and 0-10 score within its bounds; an unknown value is outside
+        any bound."""
+        if not all(present(f) for f in self.all) or (self.any and not any(present(f) for f in self.any)):
+            return False
+        if self.age_min is not None and (age is None or age < self.age_min):
+            return False
+        if self.age_max is not None and (age is None or age > self.age_max):
+            return False
+        if self.sex is not None and sex != self.sex:
+            return False
+        return self.severity_min is None or (severity is not None and severity >= self.severity_min)
 
 
 @dataclass(frozen=True)
